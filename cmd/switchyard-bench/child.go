@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const stopGrace = 5 * time.Second
+
+// child is a long-running helper process (the iperf3 server, the router)
+// in its own process group, with its output in a log file.
+type child struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	// anyExitOnStop: any exit after SIGTERM is a clean stop (iperf3 -s
+	// exits with status 1 on SIGTERM); otherwise only status 0 or death by
+	// SIGTERM is.
+	anyExitOnStop bool
+	done          chan struct{} // closed once the process has been reaped
+	err           error         // cmd.Wait's result; read only after done
+}
+
+func startChild(name, logPath string, argv ...string) (*child, error) {
+	log, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = childProcAttr()
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	c := &child{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go c.reap(log)
+	return c, nil
+}
+
+// childProcAttr puts a child in its own process group, so a terminal's
+// Ctrl-C reaches only the bench, which then stops the group itself, and
+// asks the kernel to end it if the bench dies without cleaning up.
+func childProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+}
+
+func (c *child) reap(log *os.File) {
+	c.err = c.cmd.Wait()
+	log.Close()
+	close(c.done)
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+func (c *child) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitErr is how the process ended; call it only once exited is true.
+func (c *child) waitErr() error {
+	if c.err == nil {
+		return fmt.Errorf("%s exited with status 0", c.name)
+	}
+	return fmt.Errorf("%s: %w", c.name, c.err)
+}
+
+// stop sends SIGTERM to the child's process group, then SIGKILL if it has
+// not exited within stopGrace. Exiting on SIGTERM is not an error.
+func (c *child) stop() error {
+	if c.exited() {
+		return c.unexpectedExit()
+	}
+	pgid := -c.pid()
+	syscall.Kill(pgid, syscall.SIGTERM)
+	select {
+	case <-c.done:
+		if c.anyExitOnStop {
+			return nil
+		}
+		return c.unexpectedExit()
+	case <-time.After(stopGrace):
+	}
+	syscall.Kill(pgid, syscall.SIGKILL)
+	<-c.done
+	return fmt.Errorf("%s did not stop within %v of SIGTERM; killed", c.name, stopGrace)
+}
+
+// unexpectedExit is nil if the child ended with status 0 or by SIGTERM,
+// else how it ended.
+func (c *child) unexpectedExit() error {
+	if c.err == nil {
+		return nil
+	}
+	var ee *exec.ExitError
+	if errors.As(c.err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: %w", c.name, c.err)
+}
+
+// logTail is the end of the child's output, for error messages.
+func (c *child) logTail() string {
+	const max = 2000
+	b, err := os.ReadFile(c.logPath)
+	if err != nil {
+		return fmt.Sprintf("(%s log unreadable: %v)", c.name, err)
+	}
+	s := strings.TrimSpace(string(b))
+	if len(s) > max {
+		s = "..." + s[len(s)-max:]
+	}
+	return fmt.Sprintf("--- %s log ---\n%s", c.name, s)
+}
+
+// waitAccept waits until addr accepts a TCP connection, failing early if
+// owner exits first.
+func waitAccept(ctx context.Context, addr string, owner *child, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		if owner.exited() {
+			return fmt.Errorf("%v before accepting on %s\n%s", owner.waitErr(), addr, owner.logTail())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not accepting on %s after %v: %w\n%s", owner.name, addr, timeout, err, owner.logTail())
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("interrupted: %w", context.Cause(ctx))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// freePorts returns n distinct loopback ports that were free a moment ago.
+// All n listeners are open at once so the kernel cannot hand out one twice.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}

@@ -1,0 +1,88 @@
+// Command switchyard-echo is a TCP echo server for trying the router by hand
+// and for benchmarks: every connection gets its bytes back until it half-closes,
+// then the server closes its write side too.
+//
+//	switchyard-echo -listen 127.0.0.1:7007
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("switchyard-echo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:7007", "`address` to listen on")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "switchyard-echo: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Error("listen failed", "err", err)
+		return 1
+	}
+	log.Info("listening on " + ln.Addr().String())
+	go closeOnDone(ctx, ln)
+
+	if err := serve(ln); err != nil && ctx.Err() == nil {
+		log.Error("accept failed", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+// closeOnDone closes ln when ctx ends, which makes serve return.
+func closeOnDone(ctx context.Context, ln net.Listener) {
+	<-ctx.Done()
+	ln.Close()
+}
+
+// serve accepts connections on ln and echoes each one in its own goroutine.
+// It returns nil once ln is closed, or the first other accept error.
+// Connections already accepted keep running until their peers close them.
+func serve(ln net.Listener) error {
+	for {
+		c, err := ln.Accept()
+		if errors.Is(err, net.ErrClosed) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		go echoConn(c)
+	}
+}
+
+// echoConn copies c's input back to c until EOF, then half-closes the write
+// side so the peer sees EOF after the last echoed byte.
+func echoConn(c net.Conn) {
+	defer c.Close()
+	if _, err := io.Copy(c, c); err != nil {
+		return
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}

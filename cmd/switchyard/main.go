@@ -1,0 +1,168 @@
+// Command switchyard runs the Switchyard TCP connection router.
+//
+//	switchyard -config FILE            run
+//	switchyard -check -config FILE     validate the configuration and exit
+//	switchyard -version                print the version
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/switchyard-proxy/switchyard/router"
+)
+
+// version is stamped by the Makefile (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("switchyard", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "path of the TOML configuration `file`")
+	check := fs.Bool("check", false, "validate the configuration and exit: 0 if valid, 1 with the errors if not")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "switchyard: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "switchyard %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return 0
+	}
+	log, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "switchyard: %v\n", err)
+		return 2
+	}
+	if *configPath == "" {
+		fmt.Fprintln(stderr, "switchyard: -config is required")
+		fs.Usage()
+		return 2
+	}
+	cfg, err := router.Load(*configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "switchyard: %v\n", err)
+		return 1
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: configuration is valid\n", *configPath)
+		return 0
+	}
+	return serve(cfg, *configPath, log)
+}
+
+func serve(cfg *router.Config, path string, log *slog.Logger) int {
+	if soft, hard, err := raiseOpenFiles(); err != nil {
+		log.Warn("cannot raise the open-files limit", "soft", soft, "hard", hard, "err", err)
+	}
+	workers := cfg.Runtime.Workers
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	// One P more than loops: while every loop sits in epoll_wait an idle P
+	// remains, so the scheduler does not hand the loops' Ps off on each
+	// wait, and control-plane goroutines always find a P.
+	if runtime.GOMAXPROCS(0) < workers+1 {
+		runtime.GOMAXPROCS(workers + 1)
+	}
+
+	// Subscribe before starting so a signal during start-up is not lost.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	p, err := router.Start(cfg, log)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	var listening []string
+	for _, r := range p.Routers() {
+		for _, s := range r.Servers() {
+			listening = append(listening, fmt.Sprintf("%s:%s->%s", r.Label(), s.Addr(), s.Config().Dst))
+		}
+	}
+	log.Info("started", "version", version, "config", path, "workers", p.Workers(), "servers", listening)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			log.Warn("SIGHUP ignored: configuration reload is not supported yet; restart to apply changes")
+			continue
+		}
+		log.Info("stopping", "signal", sig.String())
+		break
+	}
+	err = p.Stop()
+	for _, r := range p.Routers() {
+		for _, s := range r.Servers() {
+			st := s.Stats()
+			log.Info("server stopped", "router", r.Label(), "listen", s.Addr(), "accepted", st.Accepted,
+				"accept_errors", st.AcceptErrors, "bytes_up", st.BytesUp, "bytes_down", st.BytesDown,
+				"ended", endedSummary(st))
+		}
+	}
+	if err != nil {
+		log.Error("stopped with errors", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+func endedSummary(st router.ServerStats) map[string]uint64 {
+	out := map[string]uint64{}
+	for r, n := range st.Ended {
+		if n > 0 {
+			out[router.ReasonName(r)] = n
+		}
+	}
+	return out
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, errors.New(`-log-format: want "text" or "json", got "` + format + `"`)
+}
+
+// raiseOpenFiles raises the soft open-files limit to the hard limit: every
+// proxied connection needs two descriptors.
+func raiseOpenFiles() (soft, hard uint64, err error) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, 0, os.NewSyscallError("getrlimit", err)
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+			return lim.Cur, lim.Max, os.NewSyscallError("setrlimit", err)
+		}
+	}
+	return lim.Cur, lim.Max, nil
+}

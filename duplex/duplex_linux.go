@@ -1,0 +1,296 @@
+package duplex
+
+import (
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Side names one socket of a duplex.
+type Side uint8
+
+const (
+	Client   Side = 0 // the accepted connection
+	Upstream Side = 1 // the connection to the endpoint
+)
+
+func (s Side) String() string {
+	if s == Client {
+		return "client"
+	}
+	return "upstream"
+}
+
+// Status is the state of a duplex after Pump.
+type Status uint8
+
+const (
+	// Running: bytes may still flow; wait for more events.
+	Running Status = iota
+	// Finished: both directions reached EOF, every byte was delivered and
+	// both sockets were shut down for writing.
+	Finished
+	// Failed: a socket reported an error (a reset, most often); Err and
+	// FailedSide say which and why. The other socket should be reset too.
+	Failed
+)
+
+// half is one direction: src → dst.
+//
+// Invariants: pipe is non-nil exactly while held > 0 (bytes read from src
+// not yet written to dst); a direction reads src only when held == 0, so
+// EAGAIN from splice-in always means src is drained, never that the pipe
+// is full; shut implies eof and held == 0.
+type half struct {
+	src, dst  int
+	pipe      *Pipe
+	held      int
+	readable  bool // src may have bytes or EOF (edge seen, EAGAIN not yet)
+	writable  bool // dst may take bytes
+	eof       bool // src returned EOF
+	shut      bool // dst was shut down for writing
+	noSplice  bool // the kernel refused splice on src: copy instead
+	delivered uint64
+}
+
+// Duplex pumps bytes both ways between a client and an upstream socket. It
+// is embedded in its owner's connection state, owned by one loop, and not
+// safe for concurrent use. It never closes the sockets; its owner does, after
+// Release.
+type Duplex struct {
+	pool   *Pool
+	h      [2]half // h[0]: client → upstream; h[1]: upstream → client
+	moved  bool
+	err    error
+	failed Side
+}
+
+// Init prepares d to pump between the client and upstream sockets, which must
+// be connected and non-blocking.
+func (d *Duplex) Init(pool *Pool, client, upstream int) {
+	*d = Duplex{pool: pool}
+	d.h[0] = half{src: client, dst: upstream}
+	d.h[1] = half{src: upstream, dst: client}
+}
+
+// Ready records epoll events reported for side s. Call Pump after.
+func (d *Duplex) Ready(s Side, events uint32) {
+	const readable = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR
+	const writable = unix.EPOLLOUT | unix.EPOLLHUP | unix.EPOLLERR
+	if events&readable != 0 {
+		d.h[s].readable = true
+	}
+	if events&writable != 0 {
+		d.h[1-s].writable = true
+	}
+}
+
+// MarkReady records both sockets as readable and writable, for the first
+// Pump after the upstream connects (readiness seen before Init is unknown).
+func (d *Duplex) MarkReady() {
+	for i := range d.h {
+		d.h[i].readable = true
+		d.h[i].writable = true
+	}
+}
+
+// Pump moves whatever can move now in both directions. Moved reports
+// whether the call transferred any byte or EOF.
+func (d *Duplex) Pump() Status {
+	d.moved = false
+	for i := range d.h {
+		if err := d.pump(&d.h[i]); err != nil {
+			return Failed
+		}
+	}
+	if d.h[0].shut && d.h[1].shut {
+		return Finished
+	}
+	return Running
+}
+
+// Moved reports whether the last Pump transferred a byte or an EOF.
+func (d *Duplex) Moved() bool { return d.moved }
+
+// Err is the error that made Pump return Failed.
+func (d *Duplex) Err() error { return d.err }
+
+// FailedSide is the socket whose error made Pump return Failed.
+func (d *Duplex) FailedSide() Side { return d.failed }
+
+// Bytes returns the bytes delivered client → upstream and upstream → client.
+func (d *Duplex) Bytes() (up, down uint64) { return d.h[0].delivered, d.h[1].delivered }
+
+// Release gives back the pipes d holds: empty ones to the pool, ones still
+// holding bytes (the connection is being torn down) are destroyed.
+func (d *Duplex) Release() {
+	for i := range d.h {
+		h := &d.h[i]
+		if h.pipe != nil {
+			d.pool.destroy(h.pipe)
+			h.pipe = nil
+			h.held = 0
+		}
+	}
+}
+
+func (d *Duplex) fail(fd int, err error) error {
+	d.err = err
+	d.failed = Client
+	if fd == d.h[1].src {
+		d.failed = Upstream
+	}
+	return err
+}
+
+const spliceFlags = unix.SPLICE_F_MOVE | unix.SPLICE_F_NONBLOCK
+
+// pump runs one direction until it can make no more progress. A non-nil
+// error means a socket failed; d.err and d.failed are set.
+func (d *Duplex) pump(h *half) error {
+	for {
+		// Deliver what the pipe holds before reading more.
+		for h.held > 0 {
+			if !h.writable {
+				return nil
+			}
+			n, err := splice(h.pipe.r, h.dst, h.held)
+			if err == unix.EAGAIN {
+				h.writable = false
+				return nil
+			}
+			if err != nil {
+				return d.fail(h.dst, os.NewSyscallError("splice", err))
+			}
+			h.held -= n
+			h.delivered += uint64(n)
+			d.moved = true
+		}
+		if h.pipe != nil {
+			d.pool.put(h.pipe)
+			h.pipe = nil
+		}
+		if h.eof {
+			if !h.shut {
+				h.shut = true
+				d.moved = true
+				// ENOTCONN: the peer is already gone; the other
+				// direction will see why.
+				_ = unix.Shutdown(h.dst, unix.SHUT_WR)
+			}
+			return nil
+		}
+		if !h.readable {
+			return nil
+		}
+		if h.noSplice {
+			return d.copy(h)
+		}
+		p := d.pool.get()
+		if p == nil {
+			return d.copy(h)
+		}
+		n, err := splice(h.src, p.w, p.size)
+		switch {
+		case err == unix.EAGAIN:
+			d.pool.put(p)
+			h.readable = false
+			return nil
+		case err == unix.EINVAL:
+			d.pool.put(p)
+			h.noSplice = true
+			return d.copy(h)
+		case err != nil:
+			d.pool.put(p)
+			return d.fail(h.src, os.NewSyscallError("splice", err))
+		case n == 0:
+			d.pool.put(p)
+			h.eof = true
+			d.moved = true
+		default:
+			h.pipe = p
+			h.held = n
+		}
+	}
+}
+
+// copy moves bytes src → dst through the pool's shared buffer for as long as
+// both sides allow. It peeks at src, writes what dst takes, then discards
+// exactly that much from src, so nothing is held between calls. Entered
+// only with the pipe empty.
+func (d *Duplex) copy(h *half) error {
+	buf := d.pool.buf
+	for h.readable && !h.eof {
+		if !h.writable {
+			return nil
+		}
+		n, err := recv(h.src, buf, unix.MSG_PEEK)
+		if err == unix.EAGAIN {
+			h.readable = false
+			return nil
+		}
+		if err != nil {
+			return d.fail(h.src, os.NewSyscallError("recvfrom", err))
+		}
+		if n == 0 {
+			h.eof = true
+			d.moved = true
+			break
+		}
+		m, err := write(h.dst, buf[:n])
+		if err == unix.EAGAIN {
+			h.writable = false
+			return nil
+		}
+		if err != nil {
+			return d.fail(h.dst, os.NewSyscallError("write", err))
+		}
+		if _, err := recv(h.src, buf[:m], unix.MSG_TRUNC); err != nil {
+			return d.fail(h.src, os.NewSyscallError("recvfrom", err))
+		}
+		h.delivered += uint64(m)
+		d.moved = true
+	}
+	if h.eof && !h.shut {
+		h.shut = true
+		_ = unix.Shutdown(h.dst, unix.SHUT_WR)
+	}
+	return nil
+}
+
+func splice(from, to, max int) (int, error) {
+	for {
+		n, err := unix.Splice(from, nil, to, nil, max, spliceFlags)
+		if err != unix.EINTR {
+			return int(n), err
+		}
+	}
+}
+
+func recv(fd int, p []byte, flags int) (int, error) {
+	var ptr unsafe.Pointer
+	if len(p) > 0 {
+		ptr = unsafe.Pointer(&p[0])
+	}
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(ptr), uintptr(len(p)),
+			uintptr(flags|unix.MSG_DONTWAIT), 0, 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, e
+		}
+		return int(r), nil
+	}
+}
+
+func write(fd int, p []byte) (int, error) {
+	for {
+		n, err := unix.Write(fd, p)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}

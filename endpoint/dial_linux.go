@@ -1,0 +1,56 @@
+package endpoint
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Dial starts a non-blocking TCP connect to e and returns the socket, with
+// TCP_NODELAY set. buf is the calling loop's scratch address (connect(2)
+// wrappers write into the address they are given, so it cannot be shared). The caller registers the socket with its loop: the
+// connection is established when the socket reports EPOLLOUT without
+// EPOLLERR or EPOLLHUP, and failed when it reports either (ConnectError then
+// says why). An error here means the attempt failed at once; no fd is
+// returned then.
+func Dial(e *Endpoint, buf *SockaddrBuf) (int, error) {
+	sa := e.SockaddrInto(buf)
+	family := unix.AF_INET
+	if _, ok := sa.(*unix.SockaddrInet6); ok {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("setsockopt", err)
+	}
+	for {
+		err = unix.Connect(fd, sa)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	switch err {
+	case nil, unix.EINPROGRESS, unix.EALREADY:
+		return fd, nil
+	default:
+		unix.Close(fd)
+		return -1, os.NewSyscallError("connect", err)
+	}
+}
+
+// ConnectError returns the pending error of a socket whose connect failed
+// (SO_ERROR), or nil if it has none.
+func ConnectError(fd int) error {
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return os.NewSyscallError("getsockopt", err)
+	}
+	if v != 0 {
+		return os.NewSyscallError("connect", unix.Errno(v))
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+package interpreter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// ParseEndpoint parses "IP:port" or "IP:port*weight", IPv6 addresses in
+// brackets ("[::1]:80*2"). The port is 1-65535 and the weight a positive
+// finite number, 1 when not given. Errors quote the input and say what is
+// wrong with it, e.g.
+//
+//	bad endpoint "127.0.0.1:80*x": weight "x" is not a number
+func ParseEndpoint(s string) (Endpoint, error) {
+	e, err := parseEndpoint(s)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("bad endpoint %q: %w", s, err)
+	}
+	return e, nil
+}
+
+func parseEndpoint(s string) (Endpoint, error) {
+	hostport, weight, weighted := s, "", false
+	// The weight follows the port, which follows the last colon: neither
+	// the port nor the weight contains one, while the address may.
+	if i := strings.LastIndexByte(s, ':'); i >= 0 {
+		if j := strings.IndexByte(s[i:], '*'); j >= 0 {
+			hostport, weight, weighted = s[:i+j], s[i+j+1:], true
+		}
+	}
+	host, port, err := splitHostPort(hostport)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("%q is not an IP address (static names take literal addresses)", host)
+	}
+	if addr.Is4() && strings.HasPrefix(hostport, "[") {
+		return Endpoint{}, fmt.Errorf("IPv4 address %q must not be in brackets", host)
+	}
+	p, err := parsePort(port)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	e := Endpoint{Addr: netip.AddrPortFrom(addr, p), Weight: 1}
+	if weighted {
+		if e.Weight, err = parseWeight(weight); err != nil {
+			return Endpoint{}, err
+		}
+	}
+	return e, nil
+}
+
+// splitHostPort splits "host:port" or "[host]:port". Unlike
+// net.SplitHostPort, its errors are written for someone editing a config.
+func splitHostPort(s string) (host, port string, err error) {
+	if s == "" {
+		return "", "", errors.New("missing address")
+	}
+	if rest, ok := strings.CutPrefix(s, "["); ok {
+		end := strings.LastIndexByte(rest, ']')
+		if end < 0 {
+			return "", "", errors.New(`missing "]" after IPv6 address`)
+		}
+		host, rest = rest[:end], rest[end+1:]
+		if rest == "" {
+			return "", "", fmt.Errorf("missing port (write [%s]:port)", host)
+		}
+		port, ok := strings.CutPrefix(rest, ":")
+		if !ok {
+			return "", "", fmt.Errorf(`unexpected %q after "]", want ":port"`, rest)
+		}
+		return host, port, nil
+	}
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return "", "", fmt.Errorf("missing port (write %s:port)", s)
+	}
+	host, port = s[:i], s[i+1:]
+	if strings.Contains(host, ":") {
+		if _, err := netip.ParseAddr(s); err == nil {
+			return "", "", fmt.Errorf("missing port (IPv6 addresses take brackets: [%s]:port)", s)
+		}
+		return "", "", fmt.Errorf("IPv6 address %q must be in brackets, as [%s]:%s", host, host, port)
+	}
+	if host == "" {
+		return "", "", fmt.Errorf("missing IP address before %q", ":"+port)
+	}
+	return host, port, nil
+}
+
+// parsePort parses a TCP port to connect to: 1-65535.
+func parsePort(s string) (uint16, error) {
+	if s == "" {
+		return 0, fmt.Errorf("missing port after %q", ":")
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return 0, fmt.Errorf("port %q is not a number", s)
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("port %s is out of range (1-65535)", s)
+	}
+	return uint16(n), nil
+}
+
+// Static resolves names from configuration: each name has a fixed set of
+// endpoints. The zero value knows no names.
+type Static struct {
+	names map[string][]Endpoint
+}
+
+var _ Interpreter = (*Static)(nil)
+
+// NewStatic returns an interpreter for the given names. It copies names and
+// the slices in it, so the caller may reuse them.
+func NewStatic(names map[string][]Endpoint) *Static {
+	s := &Static{names: make(map[string][]Endpoint, len(names))}
+	for name, eps := range names {
+		s.names[name] = slices.Clone(eps)
+	}
+	return s
+}
+
+// Resolve delivers name's endpoints to sink before it returns, and nothing
+// after: a static set never changes, so ctx is not watched. A name that is
+// not configured is an error, and sink is not called.
+func (s *Static) Resolve(ctx context.Context, name string, sink Sink) error {
+	eps, ok := s.names[name]
+	if !ok {
+		return fmt.Errorf("static interpreter: unknown name %q", name)
+	}
+	// A copy, so that a sink that breaks the contract and keeps or edits
+	// the slice cannot change what the next Resolve delivers.
+	sink.Update(Resolution{Endpoints: slices.Clone(eps)})
+	return nil
+}
+
+// Names returns the configured names, sorted.
+func (s *Static) Names() []string {
+	return slices.Sorted(maps.Keys(s.names))
+}

@@ -1,0 +1,335 @@
+package netpoll
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func newLoop(t *testing.T) *Loop {
+	t.Helper()
+	l, err := NewLoop(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// run starts l and stops it when the test ends.
+func run(t *testing.T, l *Loop) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- l.Run() }()
+	t.Cleanup(func() {
+		l.Stop()
+		if err := <-errc; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+// onLoop runs f on l and waits for it.
+func onLoop(t *testing.T, l *Loop, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	if err := l.Post(func() { f(); close(done) }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("task did not run")
+	}
+}
+
+func TestPostRunsEveryTaskInOrder(t *testing.T) {
+	l := newLoop(t)
+	run(t, l)
+	const n = 10000
+	var got []int
+	var wg sync.WaitGroup
+	wg.Add(n)
+	for i := 0; i < n; i++ {
+		if err := l.Post(func() { got = append(got, i); wg.Done() }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	onLoop(t, l, func() {
+		for i, v := range got {
+			if v != i {
+				t.Fatalf("task %d ran as %d", i, v)
+			}
+		}
+	})
+}
+
+func TestPostFromManyGoroutines(t *testing.T) {
+	l := newLoop(t)
+	run(t, l)
+	var ran atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 1000; i++ {
+				for l.Post(func() { ran.Add(1) }) == ErrQueueFull {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	onLoop(t, l, func() {})
+	if got := ran.Load(); got != 8000 {
+		t.Fatalf("ran %d tasks, want 8000", got)
+	}
+}
+
+func TestPostFailsFastWhenFull(t *testing.T) {
+	l := newLoop(t) // not running: nothing drains the queue
+	l.limit = 3
+	for i := 0; i < 3; i++ {
+		if err := l.Post(func() {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Post(func() {}); err != ErrQueueFull {
+		t.Fatalf("Post on a full queue = %v, want ErrQueueFull", err)
+	}
+	run(t, l)
+}
+
+func TestPostAfterStop(t *testing.T) {
+	l := newLoop(t)
+	go l.Run()
+	l.Stop()
+	<-l.Done()
+	if err := l.Post(func() {}); err != ErrStopped {
+		t.Fatalf("Post after stop = %v, want ErrStopped", err)
+	}
+}
+
+type timerFunc func(now int64)
+
+func (f timerFunc) OnTimer(now int64) { f(now) }
+
+func TestTimersFireInOrder(t *testing.T) {
+	l := newLoop(t)
+	run(t, l)
+	var fired []int
+	done := make(chan struct{})
+	timers := make([]Timer, 5)
+	onLoop(t, l, func() {
+		base := l.Now()
+		// Scheduled out of order; timer 3 is moved, timer 4 cancelled.
+		for _, i := range []int{2, 0, 4, 1, 3} {
+			i := i
+			l.Schedule(&timers[i], base+int64(i+1)*int64(5*time.Millisecond), timerFunc(func(int64) {
+				fired = append(fired, i)
+				if i == 3 {
+					close(done)
+				}
+			}))
+		}
+		l.Schedule(&timers[3], base+int64(30*time.Millisecond), timers[3].h)
+		l.Cancel(&timers[4])
+		if timers[4].Scheduled() {
+			t.Error("cancelled timer still scheduled")
+		}
+	})
+	<-done
+	onLoop(t, l, func() {
+		want := []int{0, 1, 2, 3}
+		if len(fired) != len(want) {
+			t.Fatalf("fired %v, want %v", fired, want)
+		}
+		for i := range want {
+			if fired[i] != want[i] {
+				t.Fatalf("fired %v, want %v", fired, want)
+			}
+		}
+	})
+}
+
+func TestTimerDoesNotFireEarly(t *testing.T) {
+	l := newLoop(t)
+	run(t, l)
+	var tm Timer
+	fired := make(chan int64, 1)
+	var due int64
+	onLoop(t, l, func() {
+		due = l.Now() + int64(20*time.Millisecond)
+		l.Schedule(&tm, due, timerFunc(func(now int64) { fired <- now }))
+	})
+	if now := <-fired; now < due {
+		t.Fatalf("fired %v early", time.Duration(due-now))
+	}
+}
+
+func TestTimerHeapRandomised(t *testing.T) {
+	var h timerHeap
+	ts := make([]Timer, 500)
+	for i := range ts {
+		ts[i].when = int64((i * 7919) % 1000)
+		h.push(&ts[i])
+	}
+	for i := 0; i < len(ts); i += 3 {
+		h.remove(&ts[i])
+	}
+	last := int64(-1)
+	for len(h) > 0 {
+		top := h[0]
+		if top.when < last {
+			t.Fatalf("heap order broken: %d after %d", top.when, last)
+		}
+		last = top.when
+		h.remove(top)
+	}
+}
+
+type recorder struct {
+	events   atomic.Int64
+	shutdown atomic.Int64
+	onEvent  func()
+}
+
+func (r *recorder) OnEvent(uint32) {
+	r.events.Add(1)
+	if r.onEvent != nil {
+		r.onEvent()
+	}
+}
+func (r *recorder) OnShutdown() { r.shutdown.Add(1) }
+
+func socketpair(t *testing.T) (int, int) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fds[0], fds[1]
+}
+
+// An event already taken from epoll for an fd that a handler then closes,
+// and whose number is reused at once, must not reach the new owner.
+func TestStaleEventNeverReachesRecycledFD(t *testing.T) {
+	l := newLoop(t)
+	a1, b1 := socketpair(t)
+	a2, b2 := socketpair(t)
+	defer unix.Close(b1)
+	defer unix.Close(b2)
+	fresh := &recorder{}
+	var h1, h2 recorder
+	swapped := false
+	// Whichever handler runs first closes the other's fd and puts an
+	// empty pipe, which is never readable, under the same number.
+	recycle := func(victim int) func() {
+		return func() {
+			if swapped {
+				return
+			}
+			swapped = true
+			if err := l.Close(victim); err != nil {
+				t.Error(err)
+			}
+			var p [2]int
+			if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+				t.Error(err)
+				return
+			}
+			if p[0] != victim { // the kernel may already have reused the number
+				if err := unix.Dup3(p[0], victim, unix.O_CLOEXEC); err != nil {
+					t.Error(err)
+				}
+				unix.Close(p[0])
+			}
+			// The write end stays open and unused: the read end is never
+			// readable, so no event for it is legitimate.
+			t.Cleanup(func() { unix.Close(p[1]) })
+			if err := l.Add(victim, EventIn, fresh); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	h1.onEvent = recycle(a2)
+	h2.onEvent = recycle(a1)
+	// Registered before Run, so both become ready before the first wait
+	// and arrive in one batch.
+	if err := l.Add(a1, EventIn, &h1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(a2, EventIn, &h2); err != nil {
+		t.Fatal(err)
+	}
+	unix.Write(b1, []byte("x"))
+	unix.Write(b2, []byte("x"))
+	run(t, l)
+	onLoop(t, l, func() {})
+	onLoop(t, l, func() {
+		if !swapped {
+			t.Fatal("no handler ran")
+		}
+		if h1.events.Load()+h2.events.Load() != 1 {
+			t.Errorf("old handlers got %d events, want 1", h1.events.Load()+h2.events.Load())
+		}
+		if n := fresh.events.Load(); n != 0 {
+			t.Errorf("the recycled fd's new handler got %d stale events", n)
+		}
+	})
+}
+
+func TestShutdownReachesEveryHandler(t *testing.T) {
+	l := newLoop(t)
+	errc := make(chan error, 1)
+	go func() { errc <- l.Run() }()
+	var hs [4]recorder
+	var peers []int
+	onLoop(t, l, func() {
+		for i := range hs {
+			a, b := socketpair(t)
+			peers = append(peers, b)
+			if err := l.Add(a, EventIn, &hs[i]); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	l.Stop()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	for i := range hs {
+		if n := hs[i].shutdown.Load(); n != 1 {
+			t.Errorf("handler %d: OnShutdown called %d times, want 1", i, n)
+		}
+	}
+	// The loop closed what the handlers left open: the peers see EOF.
+	for _, b := range peers {
+		var buf [1]byte
+		if n, err := unix.Read(b, buf[:]); n != 0 || err != nil {
+			t.Errorf("peer read = %d, %v; want EOF", n, err)
+		}
+		unix.Close(b)
+	}
+}
+
+func TestTimeoutRoundsUp(t *testing.T) {
+	l := newLoop(t)
+	defer func() { go l.Run(); l.Stop(); <-l.Done() }()
+	if got := l.timeout(); got != -1 {
+		t.Fatalf("no timers: timeout %d, want -1", got)
+	}
+	var tm Timer
+	l.Schedule(&tm, Monotonic()+int64(100*time.Microsecond), timerFunc(func(int64) {}))
+	if got := l.timeout(); got != 1 && got != 0 {
+		t.Fatalf("100µs away: timeout %d, want 1 (rounded up) or 0 (already due)", got)
+	}
+	l.Schedule(&tm, Monotonic()-1, tm.h)
+	if got := l.timeout(); got != 0 {
+		t.Fatalf("overdue: timeout %d, want 0", got)
+	}
+}

@@ -1,0 +1,79 @@
+package router
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/BurntSushi/toml"
+	"github.com/hashicorp/go-multierror"
+)
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(configIssueExample))
+	f.Add([]byte(configBase))
+	f.Add([]byte("[runtime]\nworkers = \"x\"\n" + configBase))
+	f.Add([]byte(strings.Replace(configBase, `listen = "127.0.0.1:7475"`, `lisen = "127.0.0.1:99999"`, 1)))
+	f.Add([]byte(strings.Replace(configBase, `idle_timeout = "1m"`, `idle_timeout = "-5 minutes"`, 1)))
+	f.Add([]byte(strings.Replace(configBase, `"127.0.0.1:8081*0.5"`, `"[::1]:8081*1e-400"`, 1)))
+	f.Add([]byte(strings.Replace(configBase, `dst = "/svc/echo"`, `dst = "/svc/web"`, 1)))
+	f.Add([]byte(strings.ReplaceAll(configBase, `"127.0.0.1:747`, `"0.0.0.0:0`)))
+	f.Add([]byte(`routers = [{ label = "a", interpreter = { kind = "static", names = { "/a" = ["1.2.3.4:5"] } }, servers = [{ listen = "[::]:1", dst = "/a" }] }]`))
+	f.Add([]byte("a = '''\n[x]'''\n\"k.\\\"\" = { b = [1, {c = \"\"\"\n\"\"\"}] }\n[[routers]]\n[[routers.servers]]\n"))
+	f.Add([]byte("[[routers]]\nlabel = \"a\"\n[routers.client]\nfailure_accrual = { consecutive_failures = 5, penalty = \"60s\" \n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		configKeyLinesComplete(t, string(data))
+		cfg, err := Parse(data)
+		if (cfg == nil) == (err == nil) {
+			t.Fatalf("Parse = %v, %v: want exactly one of a Config and an error", cfg, err)
+		}
+		if err != nil {
+			var merr *multierror.Error
+			if !errors.As(err, &merr) || len(merr.Errors) == 0 {
+				t.Fatalf("error is not a non-empty *multierror.Error: %#v", err)
+			}
+			for _, e := range merr.Errors {
+				var ce *ConfigError
+				if !errors.As(e, &ce) || ce.Err == nil || e.Error() == "" {
+					t.Fatalf("problem is not a complete *ConfigError: %#v", e)
+				}
+			}
+			return
+		}
+		configInvariants(t, cfg)
+	})
+}
+
+// configKeyLinesComplete checks that keyLines ends on any input and, for
+// valid TOML, finds a line for every key, table and array element.
+func configKeyLinesComplete(t *testing.T, src string) {
+	lines := keyLines(src)
+	var tree map[string]any
+	if _, err := toml.Decode(src, &tree); err != nil {
+		return
+	}
+	n := strings.Count(src, "\n") + 1
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		if path != "" {
+			if line, ok := lines[path]; !ok || line < 1 || line > n {
+				t.Fatalf("keyLines: %s has line %d (found: %v); all lines: %v", path, line, ok, lines)
+			}
+		}
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				walk(joinKey(path, k), e)
+			}
+		case []map[string]any:
+			for i, e := range v {
+				walk(indexPath(path, i), e)
+			}
+		case []any:
+			for i, e := range v {
+				walk(indexPath(path, i), e)
+			}
+		}
+	}
+	walk("", tree)
+}

@@ -1,0 +1,668 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/switchyard-proxy/switchyard/endpoint"
+	"github.com/switchyard-proxy/switchyard/interpreter"
+)
+
+// configIssueExample is the example from the issue that asked for the
+// configuration file.
+const configIssueExample = `
+[runtime]
+workers = 0                 # event loops; 0 = one per CPU
+pipe_size = 65536           # bytes per splice pipe
+max_pipes = 256             # splice pipes per event loop
+[[routers]]
+label = "default"
+  [routers.interpreter]
+  kind = "static"
+  [routers.interpreter.names]
+  "/svc/web" = ["127.0.0.1:8080", "127.0.0.1:8081*0.5"]   # optional *weight
+  [[routers.servers]]
+  listen = "127.0.0.1:7474"
+  dst = "/svc/web"
+  connect_timeout = "1s"
+  lifetime = "0s"
+  idle_timeout = "5m"
+  max_connections = 10000
+  [routers.client]
+  connect_timeout = "500ms"
+  connect_attempts = 3
+  failure_accrual = { consecutive_failures = 5, penalty = "60s" }
+`
+
+// configBase is a valid configuration that the error cases break in one
+// place each: two routers, the first with two servers.
+const configBase = `[[routers]]
+label = "web"
+  [routers.interpreter]
+  kind = "static"
+  [routers.interpreter.names]
+  "/svc/web" = ["127.0.0.1:8080", "127.0.0.1:8081*0.5"]
+  [[routers.servers]]
+  listen = "127.0.0.1:7474"
+  dst = "/svc/web"
+  [[routers.servers]]
+  listen = "127.0.0.1:7475"
+  dst = "/svc/web"
+  idle_timeout = "1m"
+
+[[routers]]
+label = "echo"
+  [routers.interpreter]
+  kind = "static"
+  [routers.interpreter.names]
+  "/svc/echo" = ["127.0.0.1:7007"]
+  [[routers.servers]]
+  listen = "127.0.0.1:7476"
+  dst = "/svc/echo"
+  [routers.client]
+  connect_attempts = 2
+`
+
+// configEdit returns configBase with old, which must occur once, replaced.
+func configEdit(t testing.TB, old, new string) string {
+	t.Helper()
+	if n := strings.Count(configBase, old); n != 1 {
+		t.Fatalf("configEdit: %q occurs %d times in configBase", old, n)
+	}
+	return strings.Replace(configBase, old, new, 1)
+}
+
+func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+func TestParseIssueExample(t *testing.T) {
+	cfg, err := Parse([]byte(configIssueExample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Runtime: RuntimeConfig{Workers: 0, PipeSize: 65536, MaxPipes: 256},
+		Routers: []RouterConfig{{
+			Label: "default",
+			Interpreter: InterpreterConfig{
+				Kind: "static",
+				Names: map[string][]interpreter.Endpoint{"/svc/web": {
+					{Addr: mustAddrPort("127.0.0.1:8080"), Weight: 1},
+					{Addr: mustAddrPort("127.0.0.1:8081"), Weight: 0.5},
+				}},
+			},
+			Servers: []ServerConfig{{
+				Listen:         mustAddrPort("127.0.0.1:7474"),
+				Dst:            "/svc/web",
+				ConnectTimeout: time.Second,
+				Lifetime:       0,
+				IdleTimeout:    5 * time.Minute,
+				MaxConnections: 10000,
+			}},
+			Client: ClientConfig{
+				ConnectTimeout:  500 * time.Millisecond,
+				ConnectAttempts: 3,
+				FailureAccrual:  endpoint.Accrual{ConsecutiveFailures: 5, Penalty: 60 * time.Second},
+			},
+		}},
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("Parse(issue example) =\n%+v\nwant\n%+v", cfg, want)
+	}
+}
+
+func TestParseDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(`
+[[routers]]
+label = "r"
+interpreter = { kind = "static", names = { "/a" = ["127.0.0.1:1"] } }
+servers = [{ listen = "127.0.0.1:0", dst = "/a" }]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (RuntimeConfig{Workers: 0, PipeSize: 1 << 20, MaxPipes: 256}); cfg.Runtime != want {
+		t.Errorf("Runtime = %+v, want %+v", cfg.Runtime, want)
+	}
+	r := cfg.Routers[0]
+	wantServer := ServerConfig{
+		Listen:         mustAddrPort("127.0.0.1:0"),
+		Dst:            "/a",
+		ConnectTimeout: 3 * time.Second,
+		Lifetime:       0,
+		IdleTimeout:    5 * time.Minute,
+		MaxConnections: 10000,
+	}
+	if r.Servers[0] != wantServer {
+		t.Errorf("Servers[0] = %+v, want %+v", r.Servers[0], wantServer)
+	}
+	wantClient := ClientConfig{
+		ConnectTimeout:  time.Second,
+		ConnectAttempts: 3,
+		FailureAccrual:  endpoint.Accrual{ConsecutiveFailures: 5, Penalty: 60 * time.Second},
+	}
+	if r.Client != wantClient {
+		t.Errorf("Client = %+v, want %+v", r.Client, wantClient)
+	}
+}
+
+func TestParseKeepsExplicitZero(t *testing.T) {
+	src := configEdit(t, `  idle_timeout = "1m"`, `  idle_timeout = "0s"
+  lifetime = "0s"`)
+	src = strings.Replace(src, `  connect_attempts = 2`, `  failure_accrual = { consecutive_failures = 0, penalty = "0s" }`, 1)
+	cfg, err := Parse([]byte("[runtime]\nworkers = 0\n" + src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Routers[0].Servers[1]
+	if s.IdleTimeout != 0 || s.Lifetime != 0 {
+		t.Errorf("IdleTimeout, Lifetime = %v, %v; want 0, 0", s.IdleTimeout, s.Lifetime)
+	}
+	if got := cfg.Routers[0].Servers[0].IdleTimeout; got != 5*time.Minute {
+		t.Errorf("IdleTimeout of the server that left it out = %v, want the default 5m", got)
+	}
+	if got := cfg.Routers[1].Client.FailureAccrual; got != (endpoint.Accrual{}) {
+		t.Errorf("FailureAccrual = %+v, want zero (disabled)", got)
+	}
+}
+
+func TestParsePortZeroNeverConflicts(t *testing.T) {
+	src := strings.ReplaceAll(configBase, `"127.0.0.1:747`, `"127.0.0.1:0`)
+	src = strings.ReplaceAll(src, `listen = "127.0.0.1:06"`, `listen = "0.0.0.0:0"`)
+	cfg, err := Parse([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Routers[1].Servers[0].Listen; got != mustAddrPort("0.0.0.0:0") {
+		t.Errorf("Listen = %v, want 0.0.0.0:0", got)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		// want are substrings of the error; the first is the problem the
+		// case is about, and names the key path.
+		want []string
+		// at, if set, is text of src on whose line want[0] is reported.
+		at string
+	}{{
+		name: "unknown top-level key",
+		src:  "colour = \"red\"\n" + configBase,
+		want: []string{`colour: unknown key`},
+		at:   "colour",
+	}, {
+		name: "unknown key in table",
+		src:  "[runtime]\nworker = 4\n" + configBase,
+		want: []string{`runtime.worker: unknown key`},
+		at:   "worker",
+	}, {
+		name: "unknown key in array of tables",
+		src:  configEdit(t, `listen = "127.0.0.1:7475"`, `lisen = "127.0.0.1:7475"`),
+		want: []string{`routers[0].servers[1].lisen: unknown key`, `routers[0].servers[1].listen: required`},
+		at:   "lisen",
+	}, {
+		name: "unknown key in inline table",
+		src:  configEdit(t, `connect_attempts = 2`, `failure_accrual = { consecutive_failures = 1, penalti = "1s" }`),
+		want: []string{`routers[1].client.failure_accrual.penalti: unknown key`},
+		at:   "penalti",
+	}, {
+		name: "key case matters",
+		src:  configEdit(t, `label = "echo"`, `Label = "echo"`),
+		want: []string{`routers[1].Label: unknown key`, `routers[1].label: required`},
+	}, {
+		name: "type error",
+		src:  "[runtime]\nworkers = \"x\"\n" + configBase,
+		want: []string{`line 2: runtime.workers: expected an integer, got string "x"`},
+	}, {
+		name: "type error in second element of array of tables",
+		src:  configEdit(t, `idle_timeout = "1m"`, `max_connections = "many"`),
+		want: []string{`routers[0].servers[1].max_connections: expected an integer, got string "many"`},
+		at:   `"many"`,
+	}, {
+		name: "table expected",
+		src:  configEdit(t, `label = "web"`, `label = "web"`+"\nclient = 3"),
+		want: []string{`routers[0].client: expected a table, got integer 3`},
+	}, {
+		name: "routers not an array of tables",
+		src:  `routers = "x"`,
+		want: []string{`routers: expected an array of tables, got string "x"`},
+	}, {
+		name: "syntax error",
+		src:  configEdit(t, `dst = "/svc/echo"`, `dst = `),
+		want: []string{`routers.servers.dst: expected value`},
+		at:   "dst = \n",
+	}, {
+		name: "bad duration",
+		src:  configEdit(t, `idle_timeout = "1m"`, `idle_timeout = "5 minutes"`),
+		want: []string{`routers[0].servers[1].idle_timeout: bad duration "5 minutes": time: unknown unit`},
+		at:   "5 minutes",
+	}, {
+		name: "duration given as a number",
+		src:  configEdit(t, `idle_timeout = "1m"`, `idle_timeout = 60`),
+		want: []string{`routers[0].servers[1].idle_timeout: expected a duration string such as "1s" or "500ms", got integer 60`},
+	}, {
+		name: "negative duration",
+		src:  configEdit(t, `idle_timeout = "1m"`, `lifetime = "-1s"`),
+		want: []string{`routers[0].servers[1].lifetime: negative duration -1s`},
+	}, {
+		name: "negative penalty",
+		src:  configEdit(t, `connect_attempts = 2`, `failure_accrual = { penalty = "-1m" }`),
+		want: []string{`routers[1].client.failure_accrual.penalty: negative duration -1m0s`},
+	}, {
+		name: "zero server connect timeout",
+		src:  configEdit(t, `idle_timeout = "1m"`, `connect_timeout = "0s"`),
+		want: []string{`routers[0].servers[1].connect_timeout: must be greater than 0, got 0s`},
+	}, {
+		name: "zero client connect timeout",
+		src:  configEdit(t, `connect_attempts = 2`, `connect_timeout = "0ms"`),
+		want: []string{`routers[1].client.connect_timeout: must be greater than 0, got 0s`},
+	}, {
+		name: "bad port",
+		src:  configEdit(t, `listen = "127.0.0.1:7475"`, `listen = "127.0.0.1:99999"`),
+		want: []string{`routers[0].servers[1].listen: "127.0.0.1:99999" is not an IP:port address (invalid port)`},
+		at:   "99999",
+	}, {
+		name: "host name instead of IP",
+		src:  configEdit(t, `listen = "127.0.0.1:7475"`, `listen = "localhost:7475"`),
+		want: []string{`routers[0].servers[1].listen: "localhost:7475" is not an IP:port address (the host must be a literal IP address)`},
+	}, {
+		name: "missing port",
+		src:  configEdit(t, `listen = "127.0.0.1:7475"`, `listen = "127.0.0.1"`),
+		want: []string{`routers[0].servers[1].listen: "127.0.0.1" is not an IP:port address (missing port)`},
+	}, {
+		name: "missing listen",
+		src:  configEdit(t, `listen = "127.0.0.1:7475"`, ``),
+		want: []string{`routers[0].servers[1].listen: required`},
+		// A missing key is reported on the line of its table.
+		at: "[[routers.servers]]\n  \n",
+	}, {
+		name: "missing dst",
+		src:  configEdit(t, `dst = "/svc/echo"`, ``),
+		want: []string{`routers[1].servers[0].dst: required`},
+	}, {
+		name: "dst not a name",
+		src:  configEdit(t, `dst = "/svc/echo"`, `dst = "svc/echo"`),
+		want: []string{`routers[1].servers[0].dst: "svc/echo" must start with "/"`},
+	}, {
+		name: "dst not a static name",
+		src:  configEdit(t, `dst = "/svc/echo"`, `dst = "/svc/x"`),
+		want: []string{`routers[1].servers[0].dst: "/svc/x" is not a name of the static interpreter`},
+	}, {
+		name: "duplicate listen",
+		src:  configEdit(t, `listen = "127.0.0.1:7476"`, `listen = "127.0.0.1:7474"`),
+		want: []string{`routers[1].servers[0].listen: 127.0.0.1:7474 is already used by routers[0].servers[0]`},
+	}, {
+		name: "duplicate listen as IPv4-mapped IPv6",
+		src:  configEdit(t, `listen = "127.0.0.1:7476"`, `listen = "[::ffff:127.0.0.1]:7475"`),
+		want: []string{`routers[1].servers[0].listen: [::ffff:127.0.0.1]:7475 is already used by routers[0].servers[1]`},
+	}, {
+		name: "wildcard listen overlaps",
+		src:  configEdit(t, `listen = "127.0.0.1:7476"`, `listen = "0.0.0.0:7474"`),
+		want: []string{`routers[1].servers[0].listen: 0.0.0.0:7474 overlaps 127.0.0.1:7474 of routers[0].servers[0]`},
+	}, {
+		name: "no routers",
+		src:  "[runtime]\nworkers = 1\n",
+		want: []string{`routers: at least one [[routers]] table is required`},
+	}, {
+		name: "no servers",
+		src: configEdit(t, `  [[routers.servers]]
+  listen = "127.0.0.1:7476"
+  dst = "/svc/echo"
+`, ""),
+		want: []string{`routers[1].servers: at least one [[routers.servers]] table is required`},
+	}, {
+		name: "missing label",
+		src:  configEdit(t, `label = "echo"`, ``),
+		want: []string{`routers[1].label: required`},
+	}, {
+		name: "bad label",
+		src:  configEdit(t, `label = "echo"`, `label = "echo router"`),
+		want: []string{`routers[1].label: "echo router" is not a valid label`},
+	}, {
+		name: "duplicate label",
+		src:  configEdit(t, `label = "echo"`, `label = "web"`),
+		want: []string{`routers[1].label: "web" is already used by routers[0]`},
+	}, {
+		name: "missing interpreter kind",
+		src:  configReplaceNth(configBase, "  kind = \"static\"\n", "", 2),
+		want: []string{`routers[1].interpreter.kind: required (known: static)`},
+	}, {
+		name: "unknown interpreter kind",
+		src:  configReplaceNth(configBase, `kind = "static"`, `kind = "dns"`, 2),
+		want: []string{`routers[1].interpreter.kind: unknown interpreter kind "dns" (known: static)`, `routers[1].interpreter.names: only valid for kind "static"`},
+		at:   `"dns"`,
+	}, {
+		name: "static without names",
+		src: configEdit(t, `  [routers.interpreter.names]
+  "/svc/echo" = ["127.0.0.1:7007"]
+`, ""),
+		want: []string{`routers[1].interpreter.names: required for kind "static"`},
+	}, {
+		name: "bad weight",
+		src:  configEdit(t, `"127.0.0.1:8081*0.5"`, `"127.0.0.1:8081*x"`),
+		want: []string{`routers[0].interpreter.names."/svc/web"[1]: bad endpoint "127.0.0.1:8081*x"`},
+		at:   "8081*x",
+	}, {
+		name: "endpoint not a string",
+		src:  configEdit(t, `"127.0.0.1:8081*0.5"`, `8081`),
+		want: []string{`routers[0].interpreter.names."/svc/web"[1]: expected a string, got integer 8081`},
+	}, {
+		name: "bad endpoint after one of the wrong type keeps its index",
+		src:  configEdit(t, `"127.0.0.1:8081*0.5"`, `8081, "127.0.0.1"`),
+		want: []string{`routers[0].interpreter.names."/svc/web"[2]: bad endpoint "127.0.0.1"`, `routers[0].interpreter.names."/svc/web"[1]: expected a string`},
+	}, {
+		name: "duplicate endpoint",
+		src:  configEdit(t, `"127.0.0.1:8081*0.5"`, `"127.0.0.1:8080*2"`),
+		want: []string{`routers[0].interpreter.names."/svc/web"[1]: 127.0.0.1:8080 is already listed at [0]`},
+	}, {
+		name: "name without slash",
+		src:  configEdit(t, `"/svc/echo" = ["127.0.0.1:7007"]`, `"/svc/echo" = ["127.0.0.1:7007"]`+"\n  echo = []"),
+		want: []string{`routers[1].interpreter.names.echo: name must start with "/"`},
+	}, {
+		name: "workers out of range",
+		src:  "[runtime]\nworkers = 2000\n" + configBase,
+		want: []string{`runtime.workers: must be between 0 and 1024, got 2000`},
+	}, {
+		name: "pipe size out of range",
+		src:  "[runtime]\npipe_size = 100\n" + configBase,
+		want: []string{`runtime.pipe_size: must be between 4096 and 67108864, got 100`},
+	}, {
+		name: "max pipes out of range",
+		src:  "[runtime]\nmax_pipes = 0\n" + configBase,
+		want: []string{`runtime.max_pipes: must be between 1 and 65536, got 0`},
+	}, {
+		name: "connect attempts out of range",
+		src:  configEdit(t, `connect_attempts = 2`, `connect_attempts = 101`),
+		want: []string{`routers[1].client.connect_attempts: must be between 1 and 100, got 101`},
+	}, {
+		name: "max connections zero",
+		src:  configEdit(t, `idle_timeout = "1m"`, `max_connections = 0`),
+		want: []string{`routers[0].servers[1].max_connections: must be at least 1, got 0`},
+	}, {
+		name: "negative consecutive failures",
+		src:  configEdit(t, `connect_attempts = 2`, `failure_accrual = { consecutive_failures = -1 }`),
+		want: []string{`routers[1].client.failure_accrual.consecutive_failures: must be at least 0, got -1`},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tt.src))
+			if err == nil {
+				t.Fatalf("Parse succeeded with %+v; want an error", cfg)
+			}
+			if cfg != nil {
+				t.Errorf("Parse returned a Config with its error")
+			}
+			msg := err.Error()
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error does not contain %q; it is:\n%s", w, msg)
+				}
+			}
+			if tt.at != "" {
+				i := strings.Index(tt.src, tt.at)
+				if i < 0 {
+					t.Fatalf("%q is not in the source", tt.at)
+				}
+				line := strings.Count(tt.src[:i], "\n") + 1
+				if w := fmt.Sprintf("line %d: %s", line, tt.want[0]); !strings.Contains(msg, w) {
+					t.Errorf("error does not contain %q; it is:\n%s", w, msg)
+				}
+			}
+		})
+	}
+}
+
+// configReplaceNth replaces the n-th (from 1) occurrence of old in s.
+func configReplaceNth(s, old, new string, n int) string {
+	at := -1
+	for range n {
+		j := strings.Index(s[at+1:], old)
+		if j < 0 {
+			panic(fmt.Sprintf("configReplaceNth: fewer than %d of %q", n, old))
+		}
+		at += 1 + j
+	}
+	return s[:at] + new + s[at+len(old):]
+}
+
+func TestParseReportsEveryProblem(t *testing.T) {
+	src := "[runtime]\nworkers = -1\n" + configBase
+	src = strings.Replace(src, `listen = "127.0.0.1:7475"`, `lisen = "127.0.0.1:7475"`, 1)
+	src = strings.Replace(src, `idle_timeout = "1m"`, `idle_timeout = "5 minutes"`, 1)
+	src = strings.Replace(src, `"127.0.0.1:8081*0.5"`, `"127.0.0.1:8081*-1"`, 1)
+	src = strings.Replace(src, `dst = "/svc/echo"`, `dst = "/svc/nope"`, 1)
+	_, err := Parse([]byte(src))
+	var merr *multierror.Error
+	if !errors.As(err, &merr) {
+		t.Fatalf("error is %T, want *multierror.Error: %v", err, err)
+	}
+	want := []string{
+		`line 2: runtime.workers: must be between 0 and 1024, got -1`,
+		`line 8: routers[0].interpreter.names."/svc/web"[1]: bad endpoint "127.0.0.1:8081*-1"`,
+		`line 12: routers[0].servers[1].listen: required`,
+		`line 13: routers[0].servers[1].lisen: unknown key`,
+		`line 15: routers[0].servers[1].idle_timeout: bad duration "5 minutes"`,
+		`line 25: routers[1].servers[0].dst: "/svc/nope" is not a name of the static interpreter`,
+	}
+	if len(merr.Errors) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%v", len(merr.Errors), len(want), err)
+	}
+	for i, e := range merr.Errors {
+		var ce *ConfigError
+		if !errors.As(e, &ce) {
+			t.Errorf("problem %d is %T, want *ConfigError", i, e)
+		}
+		if !strings.HasPrefix(e.Error(), want[i]) {
+			t.Errorf("problem %d = %q, want it to start with %q", i, e, want[i])
+		}
+	}
+	if msg := err.Error(); !strings.HasPrefix(msg, "6 problems in configuration:\n\tline 2: runtime.workers") {
+		t.Errorf("message does not start with the count and an indented list:\n%s", msg)
+	}
+}
+
+func TestParseSingleProblemIsOneLine(t *testing.T) {
+	_, err := Parse([]byte(configEdit(t, `label = "echo"`, `label = "web"`)))
+	if want := `line 16: routers[1].label: "web" is already used by routers[0]`; err == nil || err.Error() != want {
+		t.Errorf("error = %v, want %q", err, want)
+	}
+}
+
+func TestExampleFileParses(t *testing.T) {
+	cfg, err := Load("../config.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := map[netip.AddrPort][]interpreter.Endpoint{}
+	for _, r := range cfg.Routers {
+		for _, s := range r.Servers {
+			routes[s.Listen] = r.Interpreter.Names[s.Dst]
+		}
+	}
+	want := map[netip.AddrPort][]interpreter.Endpoint{
+		mustAddrPort("127.0.0.1:7474"): {{Addr: mustAddrPort("127.0.0.1:5201"), Weight: 1}},
+		mustAddrPort("127.0.0.1:7475"): {{Addr: mustAddrPort("127.0.0.1:7007"), Weight: 1}},
+	}
+	if !reflect.DeepEqual(routes, want) {
+		t.Errorf("example routes %v, want %v", routes, want)
+	}
+	// The example documents the defaults by setting every key to its
+	// default, so it must decode exactly like a file that leaves them out.
+	minimal := `
+[[routers]]
+label = "default"
+interpreter = { kind = "static", names = { "/svc/iperf" = ["127.0.0.1:5201"], "/svc/echo" = ["127.0.0.1:7007"] } }
+servers = [{ listen = "127.0.0.1:7474", dst = "/svc/iperf" }, { listen = "127.0.0.1:7475", dst = "/svc/echo" }]
+`
+	defaults, err := Parse([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg, defaults) {
+		t.Errorf("the example's values are not the defaults:\nexample  %+v\ndefaults %+v", cfg, defaults)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nope.toml")
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("Load(%q) error = %v, want it to name the file", path, err)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("error does not wrap os.ErrNotExist: %v", err)
+	}
+}
+
+func TestLoadNamesFileAndLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "switchyard.toml")
+	if err := os.WriteFile(path, []byte("[runtime]\nworkers = \"x\"\n"+configBase), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if want := path + `:2: runtime.workers: expected an integer, got string "x"`; err == nil || err.Error() != want {
+		t.Errorf("Load error = %v, want %q", err, want)
+	}
+}
+
+func TestKeyLines(t *testing.T) {
+	src := `# comment with [brackets] and = signs
+title = """
+multi [line] = "string"
+""" # trailing
+[[a]]
+x = [
+  1, # one
+  { y = 'lit]eral', z = "q\"}" },
+  [2, 3],
+]
+"quoted.key" = 1
+[a.b]
+dotted.key = 2
+[[a]]
+t = { u = { v = 1 }, w = '''
+'''}
+[[a.c]]
+[[a.c]]
+d = 4
+`
+	want := map[string]int{
+		`title`:             2,
+		`a`:                 5,
+		`a[0]`:              5,
+		`a[0].x`:            6,
+		`a[0].x[0]`:         7,
+		`a[0].x[1]`:         8,
+		`a[0].x[1].y`:       8,
+		`a[0].x[1].z`:       8,
+		`a[0].x[2]`:         9,
+		`a[0].x[2][1]`:      9,
+		`a[0]."quoted.key"`: 11,
+		`a[0].b`:            12,
+		`a[0].b.dotted`:     13,
+		`a[0].b.dotted.key`: 13,
+		`a[1]`:              14,
+		`a[1].t.u.v`:        15,
+		`a[1].t.w`:          15,
+		`a[1].c[0]`:         17,
+		`a[1].c[1]`:         18,
+		`a[1].c[1].d`:       19,
+	}
+	got := keyLines(src)
+	for path, line := range want {
+		if got[path] != line {
+			t.Errorf("line of %s = %d, want %d", path, got[path], line)
+		}
+	}
+	if t.Failed() {
+		t.Logf("all lines: %v", got)
+	}
+}
+
+func TestParentPath(t *testing.T) {
+	tests := []struct{ path, want string }{
+		{`routers[0].servers[1].listen`, `routers[0].servers[1]`},
+		{`routers[0].servers[1]`, `routers[0].servers`},
+		{`routers`, ``},
+		{`names."/a.b[0]"[2]`, `names."/a.b[0]"`},
+		{`names."/a.b[0]"`, `names`},
+		{`names."q\".x"`, `names`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			if got := parentPath(tt.path); got != tt.want {
+				t.Errorf("parentPath(%s) = %q, want %q", tt.path, got, tt.want)
+			}
+		})
+	}
+}
+
+// configInvariants checks what validation promises about a Config that
+// Parse returned without error.
+func configInvariants(t testing.TB, c *Config) {
+	t.Helper()
+	if c.Runtime.Workers < 0 || c.Runtime.Workers > maxWorkers ||
+		c.Runtime.PipeSize < minPipeSize || c.Runtime.PipeSize > maxPipeSize ||
+		c.Runtime.MaxPipes < 1 || c.Runtime.MaxPipes > maxMaxPipes {
+		t.Errorf("runtime out of range: %+v", c.Runtime)
+	}
+	if len(c.Routers) == 0 {
+		t.Errorf("no routers")
+	}
+	labels := map[string]bool{}
+	listens := map[netip.AddrPort]bool{}
+	for i, r := range c.Routers {
+		if !labelPattern.MatchString(r.Label) || labels[r.Label] {
+			t.Errorf("routers[%d]: bad or duplicate label %q", i, r.Label)
+		}
+		labels[r.Label] = true
+		if r.Interpreter.Kind != kindStatic {
+			t.Errorf("routers[%d]: kind %q", i, r.Interpreter.Kind)
+		}
+		for name, eps := range r.Interpreter.Names {
+			if !strings.HasPrefix(name, "/") {
+				t.Errorf("routers[%d]: name %q", i, name)
+			}
+			for _, e := range eps {
+				if !e.Addr.IsValid() || e.Addr.Port() == 0 || !(e.Weight > 0) || math.IsInf(e.Weight, 0) {
+					t.Errorf("routers[%d]: name %q: bad endpoint %+v", i, name, e)
+				}
+			}
+		}
+		if len(r.Servers) == 0 {
+			t.Errorf("routers[%d]: no servers", i)
+		}
+		for j, s := range r.Servers {
+			if _, ok := r.Interpreter.Names[s.Dst]; !ok {
+				t.Errorf("routers[%d].servers[%d]: dst %q is not a name", i, j, s.Dst)
+			}
+			if !s.Listen.IsValid() {
+				t.Errorf("routers[%d].servers[%d]: listen %v", i, j, s.Listen)
+			}
+			l := netip.AddrPortFrom(s.Listen.Addr().Unmap(), s.Listen.Port())
+			if l.Port() != 0 && listens[l] {
+				t.Errorf("routers[%d].servers[%d]: listen %v used twice", i, j, s.Listen)
+			}
+			listens[l] = true
+			if s.ConnectTimeout <= 0 || s.Lifetime < 0 || s.IdleTimeout < 0 || s.MaxConnections < 1 {
+				t.Errorf("routers[%d].servers[%d]: out of range: %+v", i, j, s)
+			}
+		}
+		cl := r.Client
+		if cl.ConnectTimeout <= 0 || cl.ConnectAttempts < 1 || cl.ConnectAttempts > maxConnectAttempts ||
+			cl.FailureAccrual.ConsecutiveFailures < 0 || cl.FailureAccrual.Penalty < 0 {
+			t.Errorf("routers[%d].client out of range: %+v", i, cl)
+		}
+	}
+}

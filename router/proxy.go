@@ -1,0 +1,130 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+
+	"github.com/switchyard-proxy/switchyard/duplex"
+	"github.com/switchyard-proxy/switchyard/endpoint"
+	"github.com/switchyard-proxy/switchyard/netpoll"
+	"github.com/switchyard-proxy/switchyard/server"
+)
+
+// copyBufferSize is the per-loop buffer of the duplex copy fallback.
+const copyBufferSize = 64 << 10
+
+// freeStreams bounds the stream structs a worker keeps for reuse.
+const freeStreams = 1024
+
+// worker is the per-loop state every stream on the loop shares. Loop only.
+type worker struct {
+	loop *netpoll.Loop
+	pool *duplex.Pool
+	rng  *rand.Rand
+	sa   endpoint.SockaddrBuf
+	free []*stream
+}
+
+// Proxy is a running Switchyard: its event loops and its routers.
+type Proxy struct {
+	log     *slog.Logger
+	workers []*worker
+	routers []*Router
+	cancel  context.CancelFunc
+	runErr  chan error
+	stop    sync.Once
+}
+
+// Start builds the event loops and routers of cfg, binds every server and
+// starts forwarding. On error nothing is left open.
+func Start(cfg *Config, log *slog.Logger) (*Proxy, error) {
+	n := cfg.Runtime.Workers
+	if n <= 0 {
+		n = runtime.NumCPU()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Proxy{log: log, cancel: cancel, runErr: make(chan error, n)}
+	for i := 0; i < n; i++ {
+		l, err := netpoll.NewLoop(i)
+		if err != nil {
+			p.Stop()
+			return nil, err
+		}
+		p.workers = append(p.workers, &worker{
+			loop: l,
+			pool: duplex.NewPool(cfg.Runtime.PipeSize, cfg.Runtime.MaxPipes, copyBufferSize),
+			rng:  rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+		})
+	}
+	for _, w := range p.workers {
+		go p.runLoop(w)
+	}
+	loops := p.loops()
+	for i := range cfg.Routers {
+		r := newRouter(ctx, p, &cfg.Routers[i])
+		p.routers = append(p.routers, r)
+		if err := r.listen(loops); err != nil {
+			p.Stop()
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// runLoop runs one loop: it is the loop's goroutine, named for stack dumps.
+func (p *Proxy) runLoop(w *worker) {
+	err := w.loop.Run()
+	if err != nil {
+		err = fmt.Errorf("%s: %w", w.loop, err)
+	}
+	p.runErr <- err
+}
+
+func (p *Proxy) loops() []*netpoll.Loop {
+	out := make([]*netpoll.Loop, len(p.workers))
+	for i, w := range p.workers {
+		out[i] = w.loop
+	}
+	return out
+}
+
+func (p *Proxy) worker(l *netpoll.Loop) *worker { return p.workers[l.ID()] }
+
+// Routers returns the routers in configuration order.
+func (p *Proxy) Routers() []*Router { return p.routers }
+
+// Workers is the number of event loops.
+func (p *Proxy) Workers() int { return len(p.workers) }
+
+// Stop closes every listener and connection (reason shutdown), stops the
+// loops and the interpreters' watches, and waits for the loops to exit. It
+// returns the loops' errors, if any. Safe to call more than once.
+func (p *Proxy) Stop() error {
+	var errs []error
+	p.stop.Do(func() {
+		for _, w := range p.workers {
+			w.loop.Stop()
+		}
+		for _, w := range p.workers {
+			<-w.loop.Done()
+			// The loop has exited: its pool is ours now.
+			w.pool.Close()
+			if err := <-p.runErr; err != nil {
+				errs = append(errs, err)
+			}
+		}
+		p.cancel()
+	})
+	return errors.Join(errs...)
+}
+
+// ServerStats is a server's counter snapshot (see server.Stats).
+type ServerStats = server.Stats
+
+// ReasonName names a connection-end reason by its index in ServerStats.Ended.
+func ReasonName(i int) string { return server.Reason(i).String() }

@@ -1,0 +1,79 @@
+package router
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/switchyard-proxy/switchyard/binder"
+	"github.com/switchyard-proxy/switchyard/interpreter"
+	"github.com/switchyard-proxy/switchyard/netpoll"
+	"github.com/switchyard-proxy/switchyard/server"
+)
+
+// Router is one [[routers]] section: servers that accept connections, a
+// binder that turns their destination names into balancers, and the client
+// settings used to reach endpoints.
+type Router struct {
+	label   string
+	proxy   *Proxy
+	binder  *binder.Binder
+	client  ClientConfig
+	servers []*server.Server
+}
+
+func newRouter(ctx context.Context, p *Proxy, cfg *RouterConfig) *Router {
+	r := &Router{
+		label:  cfg.Label,
+		proxy:  p,
+		client: cfg.Client,
+		binder: binder.New(ctx, newInterpreter(cfg.Interpreter), cfg.Client.FailureAccrual),
+	}
+	for _, sc := range cfg.Servers {
+		r.servers = append(r.servers, server.New(server.Config{
+			Router:         cfg.Label,
+			Listen:         sc.Listen,
+			Dst:            sc.Dst,
+			ConnectTimeout: sc.ConnectTimeout,
+			Lifetime:       sc.Lifetime,
+			IdleTimeout:    sc.IdleTimeout,
+			MaxConnections: sc.MaxConnections,
+		}, r))
+	}
+	return r
+}
+
+// newInterpreter builds the interpreter a validated config names.
+func newInterpreter(cfg InterpreterConfig) interpreter.Interpreter {
+	switch cfg.Kind {
+	case "static":
+		return interpreter.NewStatic(cfg.Names)
+	}
+	// Validation rejects every other kind before we get here.
+	panic(fmt.Sprintf("router: unvalidated interpreter kind %q", cfg.Kind))
+}
+
+func (r *Router) listen(loops []*netpoll.Loop) error {
+	for _, s := range r.servers {
+		if err := s.Listen(loops); err != nil {
+			return fmt.Errorf("router %s: %w", r.label, err)
+		}
+	}
+	return nil
+}
+
+// Label is the router's label.
+func (r *Router) Label() string { return r.label }
+
+// Servers returns the router's servers in configuration order.
+func (r *Router) Servers() []*server.Server { return r.servers }
+
+// Binder returns the router's binder.
+func (r *Router) Binder() *binder.Binder { return r.binder }
+
+// Dispatch implements server.Dispatcher: it starts a stream for an accepted
+// connection on the loop that accepted it.
+func (r *Router) Dispatch(l *netpoll.Loop, fd int, env *server.Envelope) {
+	w := r.proxy.worker(l)
+	s := w.newStream()
+	s.start(w, r, fd, env)
+}

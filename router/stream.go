@@ -1,0 +1,311 @@
+package router
+
+import (
+	"golang.org/x/sys/unix"
+
+	"github.com/switchyard-proxy/switchyard/balancer"
+	"github.com/switchyard-proxy/switchyard/duplex"
+	"github.com/switchyard-proxy/switchyard/endpoint"
+	"github.com/switchyard-proxy/switchyard/netpoll"
+	"github.com/switchyard-proxy/switchyard/server"
+)
+
+type phase uint8
+
+const (
+	phaseConnecting  phase = iota // client accepted, upstream not established
+	phaseEstablished              // bytes flow through the duplex
+	phaseClosed                   // both fds closed, Done reported
+)
+
+const socketEvents = netpoll.EventIn | netpoll.EventOut | netpoll.EventRdHup
+
+// stream is one proxied connection. It lives on the loop that accepted the
+// client and is touched only there.
+//
+// Invariants: cfd is open until phaseClosed; ufd is open exactly while an
+// attempt is in flight or the stream is established (-1 otherwise); ep is
+// the endpoint of ufd and holds one unit of its load while ufd is open.
+type stream struct {
+	w   *worker
+	r   *Router
+	env server.Envelope
+	bal *balancer.Balancer
+
+	cfd, ufd int
+	client   side
+	upstream side
+	phase    phase
+
+	ep       *endpoint.Endpoint
+	tried    []*endpoint.Endpoint
+	triedBuf [4]*endpoint.Endpoint
+	timedOut bool // the last failed attempt timed out
+
+	clientEvents    uint32 // client readiness seen while connecting
+	attemptDeadline int64
+	lastActive      int64
+	timer           netpoll.Timer
+	dup             duplex.Duplex
+}
+
+// side is the netpoll.Handler of one of a stream's sockets.
+type side struct {
+	s     *stream
+	which duplex.Side
+}
+
+func (sd *side) OnEvent(ev uint32) { sd.s.onEvent(sd.which, ev) }
+func (sd *side) OnShutdown()       { sd.s.finish(server.ReasonShutdown) }
+
+func (w *worker) newStream() *stream {
+	if n := len(w.free); n > 0 {
+		s := w.free[n-1]
+		w.free[n-1] = nil
+		w.free = w.free[:n-1]
+		return s
+	}
+	s := &stream{}
+	s.client = side{s: s, which: duplex.Client}
+	s.upstream = side{s: s, which: duplex.Upstream}
+	return s
+}
+
+func (w *worker) recycle(s *stream) {
+	if len(w.free) < freeStreams {
+		w.free = append(w.free, s)
+	}
+}
+
+// start takes over an accepted client socket.
+func (s *stream) start(w *worker, r *Router, fd int, env *server.Envelope) {
+	s.w, s.r, s.env = w, r, *env
+	s.cfd, s.ufd = fd, -1
+	s.phase = phaseConnecting
+	s.ep, s.bal = nil, nil
+	s.tried = s.triedBuf[:0]
+	s.timedOut = false
+	s.clientEvents = 0
+	if err := w.loop.Add(fd, socketEvents, &s.client); err != nil {
+		// Cannot register: the socket is useless to us.
+		unix.Close(fd)
+		s.phase = phaseClosed
+		env.Server.Done(server.ReasonReset)
+		w.recycle(s)
+		return
+	}
+	bal, err := r.binder.Bind(env.Dst)
+	if err != nil {
+		s.finish(server.ReasonNoEndpoints)
+		return
+	}
+	s.bal = bal
+	s.connect()
+}
+
+// connect starts the next connect attempt, or ends the stream when no
+// endpoint is left to try or the attempts are used up.
+func (s *stream) connect() {
+	l := s.w.loop
+	now := l.Now()
+	for {
+		if now >= s.env.ConnectDeadline {
+			s.finish(server.ReasonConnectTimeout)
+			return
+		}
+		if len(s.tried) >= s.r.client.ConnectAttempts {
+			s.finishConnectFailure()
+			return
+		}
+		ep := s.bal.Pick(s.w.rng, now, s.tried)
+		if ep == nil {
+			if len(s.tried) == 0 {
+				s.finish(server.ReasonNoEndpoints)
+			} else {
+				s.finishConnectFailure()
+			}
+			return
+		}
+		s.tried = append(s.tried, ep)
+		ep.Acquire()
+		fd, err := endpoint.Dial(ep, &s.w.sa)
+		if err == nil {
+			err = l.Add(fd, socketEvents, &s.upstream)
+			if err != nil {
+				unix.Close(fd)
+			}
+		}
+		if err != nil {
+			ep.Failed(now, s.r.client.FailureAccrual)
+			ep.Release()
+			s.timedOut = false
+			continue
+		}
+		s.ep, s.ufd = ep, fd
+		s.attemptDeadline = min(now+int64(s.r.client.ConnectTimeout), s.env.ConnectDeadline)
+		l.Schedule(&s.timer, s.attemptDeadline, s)
+		return
+	}
+}
+
+func (s *stream) finishConnectFailure() {
+	if s.timedOut {
+		s.finish(server.ReasonConnectTimeout)
+	} else {
+		s.finish(server.ReasonConnectFailed)
+	}
+}
+
+// attemptFailed closes the upstream socket of a failed attempt, charges
+// the failure to its endpoint and moves on to the next attempt.
+func (s *stream) attemptFailed(timedOut bool) {
+	s.closeUpstream()
+	s.ep.Failed(s.w.loop.Now(), s.r.client.FailureAccrual)
+	s.ep.Release()
+	s.ep = nil
+	s.timedOut = timedOut
+	s.connect()
+}
+
+func (s *stream) onEvent(which duplex.Side, ev uint32) {
+	switch s.phase {
+	case phaseConnecting:
+		if which == duplex.Client {
+			if ev&(netpoll.EventErr|netpoll.EventHup) != 0 {
+				s.finish(server.ReasonReset) // the client gave up
+				return
+			}
+			s.clientEvents |= ev
+			return
+		}
+		if ev&(netpoll.EventErr|netpoll.EventHup) != 0 {
+			s.attemptFailed(false)
+			return
+		}
+		if ev&netpoll.EventOut != 0 {
+			s.established(ev)
+		}
+	case phaseEstablished:
+		s.dup.Ready(which, ev)
+		s.pump()
+	}
+}
+
+// established starts the duplex once the upstream connect completed.
+func (s *stream) established(ev uint32) {
+	l := s.w.loop
+	s.ep.Succeeded()
+	s.phase = phaseEstablished
+	s.dup.Init(s.w.pool, s.cfd, s.ufd)
+	s.dup.Ready(duplex.Client, s.clientEvents)
+	s.dup.Ready(duplex.Upstream, ev)
+	s.lastActive = l.Now()
+	s.armDeadline()
+	s.pump()
+}
+
+func (s *stream) pump() {
+	switch s.dup.Pump() {
+	case duplex.Running:
+		if s.dup.Moved() {
+			s.lastActive = s.w.loop.Now()
+		}
+	case duplex.Finished:
+		s.finish(server.ReasonEOF)
+	case duplex.Failed:
+		s.finish(server.ReasonReset)
+	}
+}
+
+// armDeadline schedules the timer for the nearer of the lifetime and idle
+// deadlines, or cancels it when neither applies.
+func (s *stream) armDeadline() {
+	next := s.env.LifetimeDeadline
+	if s.env.IdleTimeout > 0 {
+		if idle := s.lastActive + int64(s.env.IdleTimeout); next == 0 || idle < next {
+			next = idle
+		}
+	}
+	if next == 0 {
+		s.w.loop.Cancel(&s.timer)
+		return
+	}
+	s.w.loop.Schedule(&s.timer, next, s)
+}
+
+// OnTimer implements netpoll.TimerHandler. Activity only records the time,
+// so an idle deadline that fires early is pushed out here rather than on
+// every byte batch.
+func (s *stream) OnTimer(now int64) {
+	switch s.phase {
+	case phaseConnecting:
+		if now >= s.env.ConnectDeadline {
+			if s.ep != nil {
+				s.ep.Failed(now, s.r.client.FailureAccrual)
+			}
+			s.finish(server.ReasonConnectTimeout)
+			return
+		}
+		s.attemptFailed(true)
+	case phaseEstablished:
+		if d := s.env.LifetimeDeadline; d != 0 && now >= d {
+			s.finish(server.ReasonLifetime)
+			return
+		}
+		if t := s.env.IdleTimeout; t > 0 && now >= s.lastActive+int64(t) {
+			s.finish(server.ReasonIdleTimeout)
+			return
+		}
+		s.armDeadline()
+	}
+}
+
+func (s *stream) closeUpstream() {
+	if s.ufd >= 0 {
+		_ = s.w.loop.Close(s.ufd)
+		s.ufd = -1
+	}
+}
+
+// finish ends the stream with reason: it closes both sockets (resetting the
+// one that did not fail when the other did), gives back what the stream
+// holds and reports the reason to the server. Idempotent.
+func (s *stream) finish(reason server.Reason) {
+	if s.phase == phaseClosed {
+		return
+	}
+	l := s.w.loop
+	l.Cancel(&s.timer)
+	if s.phase == phaseEstablished {
+		if reason == server.ReasonReset {
+			peer := s.cfd
+			if s.dup.FailedSide() == duplex.Client {
+				peer = s.ufd
+			}
+			resetOnClose(peer)
+		}
+		s.dup.Release()
+		up, down := s.dup.Bytes()
+		s.env.Server.AddBytes(up, down)
+	}
+	s.phase = phaseClosed
+	if s.ep != nil {
+		s.ep.Release()
+		s.ep = nil
+	}
+	s.closeUpstream()
+	_ = l.Close(s.cfd)
+	s.cfd = -1
+	srv := s.env.Server
+	s.env = server.Envelope{}
+	s.bal = nil
+	clear(s.triedBuf[:])
+	s.tried = nil
+	srv.Done(reason)
+	s.w.recycle(s)
+}
+
+// resetOnClose makes the coming close of fd send a reset (SO_LINGER 0).
+func resetOnClose(fd int) {
+	_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+}

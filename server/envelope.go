@@ -1,0 +1,21 @@
+package server
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Envelope is what the router knows about an accepted connection before it
+// is bound to a destination. Times are netpoll.Monotonic nanoseconds.
+type Envelope struct {
+	Source netip.AddrPort // the client's address
+	Local  netip.AddrPort // the address the client connected to
+	Router string         // label of the router the server belongs to
+	Server *Server        // the server that accepted it
+	Dst    string         // destination name to bind
+
+	Accepted         int64         // accept time
+	ConnectDeadline  int64         // upstream must be established by then
+	LifetimeDeadline int64         // the stream ends then; 0: no limit
+	IdleTimeout      time.Duration // ends after no bytes for this long; 0: no limit
+}

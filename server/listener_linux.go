@@ -1,0 +1,227 @@
+package server
+
+import (
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/switchyard-proxy/switchyard/netpoll"
+)
+
+const (
+	// acceptRetryDelay is how long a listener rests after accept4 failed
+	// for want of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM).
+	acceptRetryDelay = 100 * time.Millisecond
+	// acceptBatch bounds the accepts of one wakeup, so a connection flood
+	// cannot starve the loop's established streams.
+	acceptBatch = 64
+	// backlog is passed to listen(2); the kernel caps it at somaxconn.
+	backlog = 65535
+)
+
+// listener is one SO_REUSEPORT socket of a server, owned by one loop.
+type listener struct {
+	srv      *Server
+	loop     *netpoll.Loop
+	fd       int
+	addr     netip.AddrPort
+	wildcard bool
+	closed   bool
+	paused   atomic.Bool // stopped at max_connections; shared with releasers
+	acceptFn func()      // ln.acceptAll, bound once so posting it never allocates
+	retry    netpoll.Timer
+	rsa      unix.RawSockaddrAny
+	env      Envelope
+}
+
+func listen(addr netip.AddrPort) (*listener, error) {
+	family, sa := unix.AF_INET, unix.Sockaddr(nil)
+	ip := addr.Addr().Unmap()
+	if ip.Is4() {
+		sa = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: ip.As4()}
+	} else {
+		family = unix.AF_INET6
+		sa = &unix.SockaddrInet6{Port: int(addr.Port()), Addr: ip.As16()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	fail := func(call string, err error) (*listener, error) {
+		unix.Close(fd)
+		return nil, os.NewSyscallError(call, err)
+	}
+	for _, opt := range [...]struct{ level, name int }{
+		{unix.SOL_SOCKET, unix.SO_REUSEADDR},
+		{unix.SOL_SOCKET, unix.SO_REUSEPORT},
+		// Accepted sockets inherit TCP_NODELAY from the listener, which
+		// saves a setsockopt per connection.
+		{unix.IPPROTO_TCP, unix.TCP_NODELAY},
+	} {
+		if err := unix.SetsockoptInt(fd, opt.level, opt.name, 1); err != nil {
+			return fail("setsockopt", err)
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fail("bind", err)
+	}
+	if err := unix.Listen(fd, backlog); err != nil {
+		return fail("listen", err)
+	}
+	bound, err := unix.Getsockname(fd)
+	if err != nil {
+		return fail("getsockname", err)
+	}
+	ln := &listener{fd: fd, addr: addrPortOf(bound), wildcard: ip.IsUnspecified()}
+	return ln, nil
+}
+
+// register adds the listener to its loop and accepts what is already
+// waiting. Loop only.
+func (ln *listener) register() {
+	if err := ln.loop.Add(ln.fd, netpoll.EventIn, ln); err != nil {
+		// Cannot happen for a fresh socket on a live epoll; close it so
+		// the port is not silently half-served.
+		ln.closeUnregistered()
+		return
+	}
+	ln.acceptAll()
+}
+
+func (ln *listener) closeUnregistered() {
+	if !ln.closed {
+		ln.closed = true
+		unix.Close(ln.fd)
+	}
+}
+
+// OnEvent implements netpoll.Handler.
+func (ln *listener) OnEvent(uint32) { ln.acceptAll() }
+
+// OnTimer implements netpoll.TimerHandler: the rest after an accept error
+// or a full batch is over.
+func (ln *listener) OnTimer(int64) { ln.acceptAll() }
+
+// OnShutdown implements netpoll.Handler.
+func (ln *listener) OnShutdown() {
+	if !ln.closed {
+		ln.closed = true
+		ln.loop.Cancel(&ln.retry)
+		_ = ln.loop.Close(ln.fd)
+	}
+}
+
+// acceptAll accepts until EAGAIN, the server's limit, a resource error or
+// the end of a batch. Loop only.
+func (ln *listener) acceptAll() {
+	s := ln.srv
+	if ln.closed || ln.paused.Load() || ln.retry.Scheduled() {
+		return
+	}
+	for i := 0; i < acceptBatch; i++ {
+		if !s.reserve() {
+			ln.pause()
+			return
+		}
+		fd, errno := ln.accept()
+		if errno != 0 {
+			s.release()
+			switch errno {
+			case unix.EAGAIN:
+				return
+			case unix.EINTR, unix.ECONNABORTED, unix.EPROTO, unix.EPERM,
+				unix.ENETDOWN, unix.ENOPROTOOPT, unix.EHOSTDOWN, unix.ENONET,
+				unix.EHOSTUNREACH, unix.EOPNOTSUPP, unix.ENETUNREACH:
+				continue // this connection is gone; the next may not be
+			default: // EMFILE, ENFILE, ENOBUFS, ENOMEM, ...
+				s.stats.acceptErrors.Add(1)
+				ln.loop.Schedule(&ln.retry, ln.loop.Now()+int64(acceptRetryDelay), ln)
+				return
+			}
+		}
+		s.stats.accepted.Add(1)
+		ln.fill(fd)
+		s.d.Dispatch(ln.loop, fd, &ln.env)
+	}
+	// More may be waiting: come back after the loop's other events.
+	ln.loop.Schedule(&ln.retry, ln.loop.Now(), ln)
+}
+
+// pause stops accepting at max_connections until a connection ends.
+func (ln *listener) pause() {
+	s := ln.srv
+	if !ln.paused.CompareAndSwap(false, true) {
+		return
+	}
+	s.npaused.Add(1)
+	s.stats.pausedAtLimit.Add(1)
+	// A connection may have ended between reserve and pause; its release
+	// saw no paused listener, so look again ourselves.
+	if s.active.Load() < int64(s.cfg.MaxConnections) {
+		s.resume()
+	}
+}
+
+// accept is accept4 without allocation: the peer address lands in ln.rsa.
+func (ln *listener) accept() (int, unix.Errno) {
+	n := uint32(unix.SizeofSockaddrAny)
+	fd, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(ln.fd),
+		uintptr(unsafe.Pointer(&ln.rsa)), uintptr(unsafe.Pointer(&n)),
+		unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	return int(fd), e
+}
+
+func (ln *listener) fill(fd int) {
+	s, now := ln.srv, ln.loop.Now()
+	local := ln.addr
+	if ln.wildcard {
+		if sa, err := unix.Getsockname(fd); err == nil {
+			local = addrPortOf(sa)
+		}
+	}
+	ln.env = Envelope{
+		Source:          rawAddrPort(&ln.rsa),
+		Local:           local,
+		Router:          s.cfg.Router,
+		Server:          s,
+		Dst:             s.cfg.Dst,
+		Accepted:        now,
+		ConnectDeadline: now + int64(s.cfg.ConnectTimeout),
+		IdleTimeout:     s.cfg.IdleTimeout,
+	}
+	if s.cfg.Lifetime > 0 {
+		ln.env.LifetimeDeadline = now + int64(s.cfg.Lifetime)
+	}
+}
+
+func rawAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		p := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(p.Addr), ntohs(p.Port))
+	case unix.AF_INET6:
+		p := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom16(p.Addr).Unmap(), ntohs(p.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// ntohs reads a port stored in network byte order.
+func ntohs(v uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&v))
+	return uint16(b[0])<<8 | uint16(b[1])
+}
+
+func addrPortOf(sa unix.Sockaddr) netip.AddrPort {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port))
+	}
+	return netip.AddrPort{}
+}

@@ -1,0 +1,28 @@
+package server
+
+// Reason is why a connection ended. Every connection ends with exactly one.
+type Reason uint8
+
+const (
+	ReasonEOF            Reason = iota // both sides closed cleanly
+	ReasonReset                        // a side reset or failed
+	ReasonIdleTimeout                  // no bytes either way for idle_timeout
+	ReasonLifetime                     // the stream outlived lifetime
+	ReasonConnectTimeout               // no upstream established by connect_timeout
+	ReasonConnectFailed                // every connect attempt failed
+	ReasonNoEndpoints                  // the destination had no endpoint
+	ReasonShutdown                     // the router stopped
+	NumReasons
+)
+
+var reasonNames = [NumReasons]string{
+	"eof", "reset", "idle_timeout", "lifetime", "connect_timeout",
+	"connect_failed", "no_endpoints", "shutdown",
+}
+
+func (r Reason) String() string {
+	if r < NumReasons {
+		return reasonNames[r]
+	}
+	return "unknown"
+}

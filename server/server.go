@@ -1,0 +1,163 @@
+package server
+
+import (
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-proxy/switchyard/netpoll"
+)
+
+// Config is what a server needs from the configuration.
+type Config struct {
+	Router         string
+	Listen         netip.AddrPort
+	Dst            string
+	ConnectTimeout time.Duration
+	Lifetime       time.Duration // 0: none
+	IdleTimeout    time.Duration // 0: none
+	MaxConnections int
+}
+
+// Dispatcher takes accepted connections.
+type Dispatcher interface {
+	// Dispatch is called on loop for each accepted connection. It owns fd
+	// from then on (fd is non-blocking and not yet registered) and must
+	// call Server.Done exactly once when the connection ends. env is valid
+	// only during the call.
+	Dispatch(loop *netpoll.Loop, fd int, env *Envelope)
+}
+
+// Server is one listening address of a router.
+type Server struct {
+	cfg       Config
+	d         Dispatcher
+	addr      netip.AddrPort // bound address (port resolved when Listen had 0)
+	listeners []*listener
+
+	active  atomic.Int64 // accepted and not yet Done, plus in-flight reservations
+	npaused atomic.Int32
+	stats   counters
+}
+
+type counters struct {
+	accepted      atomic.Uint64
+	pausedAtLimit atomic.Uint64
+	acceptErrors  atomic.Uint64
+	ended         [NumReasons]atomic.Uint64
+	bytesUp       atomic.Uint64
+	bytesDown     atomic.Uint64
+}
+
+// Stats is a snapshot of a server's counters.
+type Stats struct {
+	Accepted      uint64             // connections accepted
+	Active        int64              // connections open now
+	PausedAtLimit uint64             // times accepting stopped at max_connections
+	AcceptErrors  uint64             // accept4 failures (EMFILE, ENFILE, ...)
+	Ended         [NumReasons]uint64 // connections ended, by reason
+	BytesUp       uint64             // client → upstream, of ended connections
+	BytesDown     uint64             // upstream → client, of ended connections
+}
+
+// New returns a server that hands its connections to d. It does not listen
+// until Listen.
+func New(cfg Config, d Dispatcher) *Server {
+	return &Server{cfg: cfg, d: d}
+}
+
+// Config returns the server's configuration.
+func (s *Server) Config() Config { return s.cfg }
+
+// Addr is the bound address, valid after Listen.
+func (s *Server) Addr() netip.AddrPort { return s.addr }
+
+// Label names the server in logs and metrics: its listen address.
+func (s *Server) Label() string { return s.cfg.Listen.String() }
+
+// Listen binds one listening socket per loop and registers each with its
+// loop through the loop's queue. On error nothing stays open.
+func (s *Server) Listen(loops []*netpoll.Loop) error {
+	addr := s.cfg.Listen
+	var lns []*listener
+	for _, l := range loops {
+		ln, err := listen(addr)
+		if err != nil {
+			for _, ln := range lns {
+				ln.closeUnregistered()
+			}
+			return fmt.Errorf("server %s: %w", s.cfg.Listen, err)
+		}
+		if addr.Port() == 0 {
+			addr = ln.addr // the rest of the group joins the port just bound
+		}
+		ln.srv, ln.loop = s, l
+		ln.acceptFn = ln.acceptAll
+		lns = append(lns, ln)
+	}
+	s.addr = addr
+	s.listeners = lns
+	for _, ln := range lns {
+		if err := ln.loop.Post(ln.register); err != nil {
+			return fmt.Errorf("server %s: %w", s.cfg.Listen, err)
+		}
+	}
+	return nil
+}
+
+// Done records the end of a connection handed to the Dispatcher and frees
+// its slot under max_connections. Safe from any goroutine.
+func (s *Server) Done(r Reason) {
+	s.stats.ended[r].Add(1)
+	s.release()
+}
+
+// Stats returns a snapshot of the counters. Safe from any goroutine.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		Accepted:      s.stats.accepted.Load(),
+		Active:        s.active.Load(),
+		PausedAtLimit: s.stats.pausedAtLimit.Load(),
+		AcceptErrors:  s.stats.acceptErrors.Load(),
+		BytesUp:       s.stats.bytesUp.Load(),
+		BytesDown:     s.stats.bytesDown.Load(),
+	}
+	for i := range st.Ended {
+		st.Ended[i] = s.stats.ended[i].Load()
+	}
+	return st
+}
+
+// reserve takes a slot under max_connections before an accept.
+func (s *Server) reserve() bool {
+	if s.active.Add(1) > int64(s.cfg.MaxConnections) {
+		s.active.Add(-1)
+		return false
+	}
+	return true
+}
+
+// release frees a slot and wakes listeners that paused at the limit.
+func (s *Server) release() {
+	s.active.Add(-1)
+	if s.npaused.Load() > 0 {
+		s.resume()
+	}
+}
+
+func (s *Server) resume() {
+	for _, ln := range s.listeners {
+		if ln.paused.CompareAndSwap(true, false) {
+			s.npaused.Add(-1)
+			// Fails only when the loop has stopped: nothing to resume.
+			_ = ln.loop.Post(ln.acceptFn)
+		}
+	}
+}
+
+// AddBytes adds a finished connection's byte counts. Safe from any goroutine.
+func (s *Server) AddBytes(up, down uint64) {
+	s.stats.bytesUp.Add(up)
+	s.stats.bytesDown.Add(down)
+}
