@@ -1,6 +1,7 @@
 package endpoint
 
 import (
+	"errors"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -53,4 +54,20 @@ func ConnectError(fd int) error {
 		return os.NewSyscallError("connect", unix.Errno(v))
 	}
 	return nil
+}
+
+// IsResourceError reports whether err is this host running short (of
+// descriptors, memory, buffer space or ephemeral ports) rather than the
+// endpoint failing: it says nothing about the endpoint, must not count
+// against it, and is worth retrying shortly.
+func IsResourceError(err error) bool {
+	var errno unix.Errno
+	if !errors.As(err, &errno) {
+		return false
+	}
+	switch errno {
+	case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM, unix.EADDRNOTAVAIL, unix.ENOSPC:
+		return true
+	}
+	return false
 }

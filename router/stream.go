@@ -1,6 +1,8 @@
 package router
 
 import (
+	"time"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/switchyard-proxy/switchyard/balancer"
@@ -17,6 +19,10 @@ const (
 	phaseEstablished              // bytes flow through the duplex
 	phaseClosed                   // both fds closed, Done reported
 )
+
+// resourceRetryDelay is how long a stream waits to dial again after the
+// host ran out of descriptors or memory.
+const resourceRetryDelay = 100 * time.Millisecond
 
 const socketEvents = netpoll.EventIn | netpoll.EventOut | netpoll.EventRdHup
 
@@ -136,8 +142,16 @@ func (s *stream) connect() {
 			}
 		}
 		if err != nil {
-			ep.Failed(now, s.r.client.FailureAccrual)
 			ep.Release()
+			if endpoint.IsResourceError(err) {
+				// Not the endpoint's fault: try again shortly, while
+				// the listener rests so no more clients pile in.
+				s.tried = s.tried[:len(s.tried)-1]
+				s.env.Server.ResourceExhausted(l)
+				l.Schedule(&s.timer, min(now+int64(resourceRetryDelay), s.env.ConnectDeadline), s)
+				return
+			}
+			ep.Failed(now, s.r.client.FailureAccrual)
 			s.timedOut = false
 			continue
 		}
@@ -244,6 +258,10 @@ func (s *stream) OnTimer(now int64) {
 				s.ep.Failed(now, s.r.client.FailureAccrual)
 			}
 			s.finish(server.ReasonConnectTimeout)
+			return
+		}
+		if s.ep == nil { // waiting for descriptors, not for an endpoint
+			s.connect()
 			return
 		}
 		s.attemptFailed(true)

@@ -139,7 +139,7 @@ func (ln *listener) acceptAll() {
 				continue // this connection is gone; the next may not be
 			default: // EMFILE, ENFILE, ENOBUFS, ENOMEM, ...
 				s.stats.acceptErrors.Add(1)
-				ln.loop.Schedule(&ln.retry, ln.loop.Now()+int64(acceptRetryDelay), ln)
+				ln.rest()
 				return
 			}
 		}
@@ -149,6 +149,13 @@ func (ln *listener) acceptAll() {
 	}
 	// More may be waiting: come back after the loop's other events.
 	ln.loop.Schedule(&ln.retry, ln.loop.Now(), ln)
+}
+
+// rest stops accepting for acceptRetryDelay. Loop only.
+func (ln *listener) rest() {
+	if !ln.closed {
+		ln.loop.Schedule(&ln.retry, ln.loop.Now()+int64(acceptRetryDelay), ln)
+	}
 }
 
 // pause stops accepting at max_connections until a connection ends.

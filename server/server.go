@@ -45,6 +45,7 @@ type counters struct {
 	accepted      atomic.Uint64
 	pausedAtLimit atomic.Uint64
 	acceptErrors  atomic.Uint64
+	resourceWaits atomic.Uint64
 	ended         [NumReasons]atomic.Uint64
 	bytesUp       atomic.Uint64
 	bytesDown     atomic.Uint64
@@ -56,6 +57,7 @@ type Stats struct {
 	Active        int64              // connections open now
 	PausedAtLimit uint64             // times accepting stopped at max_connections
 	AcceptErrors  uint64             // accept4 failures (EMFILE, ENFILE, ...)
+	ResourceWaits uint64             // connects put off for want of fds or memory
 	Ended         [NumReasons]uint64 // connections ended, by reason
 	BytesUp       uint64             // client → upstream, of ended connections
 	BytesDown     uint64             // upstream → client, of ended connections
@@ -120,6 +122,7 @@ func (s *Server) Stats() Stats {
 		Active:        s.active.Load(),
 		PausedAtLimit: s.stats.pausedAtLimit.Load(),
 		AcceptErrors:  s.stats.acceptErrors.Load(),
+		ResourceWaits: s.stats.resourceWaits.Load(),
 		BytesUp:       s.stats.bytesUp.Load(),
 		BytesDown:     s.stats.bytesDown.Load(),
 	}
@@ -160,4 +163,17 @@ func (s *Server) resume() {
 func (s *Server) AddBytes(up, down uint64) {
 	s.stats.bytesUp.Add(up)
 	s.stats.bytesDown.Add(down)
+}
+
+// ResourceExhausted records that a connection accepted on loop could not
+// get a descriptor (or memory) to reach its endpoint, and rests the server's
+// listener on that loop for a moment: new clients wait in the kernel's
+// backlog instead of being accepted only to fail. Loop only.
+func (s *Server) ResourceExhausted(l *netpoll.Loop) {
+	s.stats.resourceWaits.Add(1)
+	for _, ln := range s.listeners {
+		if ln.loop == l {
+			ln.rest()
+		}
+	}
 }

@@ -114,7 +114,7 @@ func serve(cfg *router.Config, path string, log *slog.Logger) int {
 		for _, s := range r.Servers() {
 			st := s.Stats()
 			log.Info("server stopped", "router", r.Label(), "listen", s.Addr(), "accepted", st.Accepted,
-				"accept_errors", st.AcceptErrors, "bytes_up", st.BytesUp, "bytes_down", st.BytesDown,
+				"accept_errors", st.AcceptErrors, "resource_waits", st.ResourceWaits, "bytes_up", st.BytesUp, "bytes_down", st.BytesDown,
 				"ended", endedSummary(st))
 		}
 	}

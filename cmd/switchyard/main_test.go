@@ -1,0 +1,370 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+// TestMain builds the real binary once; the tests run it as a child.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "switchyard-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "switchyard")
+	out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "switchyard.toml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestVersion(t *testing.T) {
+	out, err := exec.Command(binary, "-version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(out), "switchyard ") {
+		t.Fatalf("-version printed %q", out)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	valid := `
+[[routers]]
+label = "r"
+  [routers.interpreter]
+  kind = "static"
+  [routers.interpreter.names]
+  "/svc/a" = ["127.0.0.1:8080"]
+  [[routers.servers]]
+  listen = "127.0.0.1:7474"
+  dst = "/svc/a"
+`
+	for _, tc := range []struct {
+		name     string
+		config   string
+		wantCode int
+		want     []string
+	}{
+		{"valid", valid, 0, []string{"configuration is valid"}},
+		{"example", "", 0, []string{"configuration is valid"}},
+		{"unknown key", valid + "  bogus = 1\n", 1, []string{"routers[0].servers[0].bogus: unknown key"}},
+		{"bad duration", valid + `  idle_timeout = "5 minutes"` + "\n", 1, []string{"routers[0].servers[0].idle_timeout", `"5 minutes"`}},
+		{"bad address", strings.Replace(valid, "127.0.0.1:7474", "localhost:7474", 1), 1, []string{"routers[0].servers[0].listen", "localhost:7474"}},
+		{"missing dst", strings.Replace(valid, `dst = "/svc/a"`, "", 1), 1, []string{"routers[0].servers[0].dst: required"}},
+		{"duplicate listen", valid + "  [[routers.servers]]\n  listen = \"127.0.0.1:7474\"\n  dst = \"/svc/a\"\n", 1, []string{"routers[0].servers[1].listen", "already used by routers[0].servers[0]"}},
+		{"unknown interpreter kind", strings.Replace(valid, `kind = "static"`, `kind = "zookeeper"`, 1), 1, []string{`routers[0].interpreter.kind: unknown interpreter kind "zookeeper"`}},
+		{"not toml", "[[routers]\n", 1, []string{"expected end of table array name"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := "../../config.example.toml"
+			if tc.config != "" {
+				path = writeConfig(t, tc.config)
+			}
+			cmd := exec.Command(binary, "-check", "-config", path)
+			out, err := cmd.CombinedOutput()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.wantCode {
+				t.Fatalf("exit code %d, want %d; output:\n%s", code, tc.wantCode, out)
+			}
+			for _, w := range tc.want {
+				if !bytes.Contains(out, []byte(w)) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{{}, {"-log-format", "xml", "-config", "x"}, {"-config", "x", "extra"}} {
+		err := exec.Command(binary, args...).Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("%v: %v, want exit code 2", args, err)
+		}
+	}
+}
+
+// child is a running switchyard with its JSON log lines delivered on a
+// channel.
+type child struct {
+	cmd   *exec.Cmd
+	lines chan map[string]any
+	wait  chan error
+}
+
+func startChild(t *testing.T, prefix []string, config string) (*child, []string) {
+	t.Helper()
+	args := append(prefix, binary, "-log-format", "json", "-config", writeConfig(t, config))
+	cmd := exec.Command(args[0], args[1:]...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, lines: make(chan map[string]any, 100), wait: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var m map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				m = map[string]any{"msg": "unparsed", "line": sc.Text()}
+			}
+			c.lines <- m
+		}
+		close(c.lines)
+		c.wait <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+	started := c.waitFor(t, "started")
+	var servers []string
+	for _, s := range started["servers"].([]any) {
+		// "label:addr->dst"
+		s := s.(string)
+		s = s[strings.Index(s, ":")+1 : strings.Index(s, "->")]
+		servers = append(servers, s)
+	}
+	return c, servers
+}
+
+func (c *child) waitFor(t *testing.T, msg string) map[string]any {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case m, ok := <-c.lines:
+			if !ok {
+				t.Fatalf("switchyard exited before logging %q", msg)
+			}
+			if m["msg"] == msg {
+				return m
+			}
+			if m["level"] == "ERROR" {
+				t.Fatalf("switchyard logged an error: %v", m)
+			}
+		case <-timeout:
+			t.Fatalf("no %q log line", msg)
+		}
+	}
+}
+
+func echoBackend(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func forwardConfig(backend string, extra string) string {
+	return fmt.Sprintf(`
+[runtime]
+workers = 1
+%s
+[[routers]]
+label = "r"
+  [routers.interpreter]
+  kind = "static"
+  [routers.interpreter.names]
+  "/svc/echo" = [%q]
+  [[routers.servers]]
+  listen = "127.0.0.1:0"
+  dst = "/svc/echo"
+`, extra, backend)
+}
+
+func roundTrip(c net.Conn, d time.Duration) error {
+	if _, err := c.Write([]byte("ping")); err != nil {
+		return err
+	}
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	var buf [4]byte
+	if _, err := io.ReadFull(c, buf[:]); err != nil {
+		return err
+	}
+	if string(buf[:]) != "ping" {
+		return fmt.Errorf("echo returned %q", buf[:])
+	}
+	return nil
+}
+
+func TestRunForwardsAndStopsOnSIGTERM(t *testing.T) {
+	c, servers := startChild(t, nil, forwardConfig(echoBackend(t), ""))
+	conn, err := net.Dial("tcp", servers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := roundTrip(conn, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// SIGHUP is not fatal.
+	if err := c.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if err := roundTrip(conn, 10*time.Second); err != nil {
+		t.Fatalf("after SIGHUP: %v", err)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	summary := c.waitFor(t, "server stopped")
+	ended, _ := summary["ended"].(map[string]any)
+	if ended["shutdown"] != float64(1) {
+		t.Errorf("summary %v: want the open connection ended with reason shutdown", summary)
+	}
+	c.waitFor(t, "stopped")
+	for range c.lines {
+	}
+	if err := <-c.wait; err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	// The open connection was closed by the stop.
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Fatal("connection still open after stop")
+	}
+}
+
+func cpuTicks(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	var u, s int64
+	fmt.Sscan(f[11], &u)
+	fmt.Sscan(f[12], &s)
+	return u + s
+}
+
+// Out of descriptors, the router stops accepting for a moment, counts it,
+// does not spin, and serves the waiting clients once descriptors free up.
+func TestEMFILEPausesAcceptingWithoutSpinning(t *testing.T) {
+	cfg := forwardConfig(echoBackend(t), "") + "  connect_timeout = \"60s\"\n"
+	c, servers := startChild(t, []string{"prlimit", "--nofile=40:40"}, cfg)
+	const n = 30 // needs ~60 fds in the router: far over the limit
+	type result struct {
+		i   int
+		err error
+	}
+	conns := make([]net.Conn, n)
+	results := make(chan result, n)
+	for i := range conns {
+		conn, err := net.Dial("tcp", servers[0]) // the kernel backlog completes the handshake
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conns[i] = conn
+		go func() { results <- result{i, roundTrip(conn, 60*time.Second)} }()
+	}
+	// Some are served at once; the rest wait in the backlog.
+	done := map[int]error{}
+	for len(done) == 0 {
+		r := <-results
+		done[r.i] = r.err
+	}
+	ticks := cpuTicks(t, c.cmd.Process.Pid)
+	time.Sleep(time.Second) // the interval CPU use is measured over, not synchronisation
+	if used := cpuTicks(t, c.cmd.Process.Pid) - ticks; used > 30 {
+		t.Errorf("router used %d ticks of CPU in 1s while out of fds: spinning", used)
+	}
+	// Free descriptors by closing the finished connections; every other
+	// client must then be answered, none left hanging.
+	for drained := false; !drained; {
+		select {
+		case r := <-results:
+			done[r.i] = r.err
+		default:
+			drained = true
+		}
+	}
+	if len(done) == n {
+		t.Fatalf("all %d connections finished at once, the limit did not bite: %v", n, done)
+	}
+	first := len(done)
+	for i := range done {
+		conns[i].Close()
+	}
+	for len(done) < n {
+		r := <-results
+		if r.err != nil {
+			t.Errorf("connection %d, waiting while fds ran out: %v", r.i, r.err)
+		}
+		done[r.i] = r.err
+		conns[r.i].Close()
+	}
+	t.Logf("%d connections served before fds ran out, %d after", first, n-first)
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	summary := c.waitFor(t, "server stopped")
+	accErrs, _ := summary["accept_errors"].(float64)
+	waits, _ := summary["resource_waits"].(float64)
+	if accErrs+waits == 0 {
+		t.Errorf("summary %v: want accept_errors or resource_waits > 0", summary)
+	}
+}
