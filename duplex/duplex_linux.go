@@ -2,9 +2,10 @@ package duplex
 
 import (
 	"os"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/switchyard-proxy/switchyard/netpoll"
 )
 
 // Side names one socket of a duplex.
@@ -50,6 +51,7 @@ type half struct {
 	writable  bool // dst may take bytes
 	eof       bool // src returned EOF
 	shut      bool // dst was shut down for writing
+	bulk      bool // a read filled the buffer: move by splice from now on
 	noSplice  bool // the kernel refused splice on src: copy instead
 	delivered uint64
 }
@@ -177,42 +179,97 @@ func (d *Duplex) pump(h *half) error {
 				d.moved = true
 				// ENOTCONN: the peer is already gone; the other
 				// direction will see why.
-				_ = unix.Shutdown(h.dst, unix.SHUT_WR)
+				_ = netpoll.Shutdown(h.dst, unix.SHUT_WR)
 			}
 			return nil
 		}
 		if !h.readable {
 			return nil
 		}
-		if h.noSplice {
-			return d.copy(h)
-		}
 		p := d.pool.get()
 		if p == nil {
-			return d.copy(h)
+			return d.copy(h) // pool exhausted: move bytes without holding any
 		}
-		n, err := splice(h.src, p.w, p.size)
-		switch {
-		case err == unix.EAGAIN:
+		var err error
+		if h.bulk && !h.noSplice {
+			err = d.spliceIn(h, p)
+		} else {
+			err = d.readWrite(h, p)
+		}
+		if h.pipe != p {
 			d.pool.put(p)
-			h.readable = false
-			return nil
-		case err == unix.EINVAL:
-			d.pool.put(p)
-			h.noSplice = true
-			return d.copy(h)
-		case err != nil:
-			d.pool.put(p)
-			return d.fail(h.src, os.NewSyscallError("splice", err))
-		case n == 0:
-			d.pool.put(p)
-			h.eof = true
-			d.moved = true
-		default:
-			h.pipe = p
-			h.held = n
+		}
+		if err != nil || !h.readable {
+			return err
 		}
 	}
+}
+
+// spliceIn moves what src holds into the empty pipe p. On return p is
+// h.pipe if it holds bytes, else p is still the caller's.
+func (d *Duplex) spliceIn(h *half, p *Pipe) error {
+	n, err := splice(h.src, p.w, p.size)
+	switch {
+	case err == unix.EAGAIN:
+		h.readable = false
+	case err == unix.EINVAL:
+		h.noSplice = true
+	case err != nil:
+		return d.fail(h.src, os.NewSyscallError("splice", err))
+	case n == 0:
+		h.eof = true
+		d.moved = true
+	default:
+		h.pipe, h.held = p, n
+	}
+	return nil
+}
+
+// readWrite moves one batch through the loop's buffer: small transfers
+// cost less copied than spliced. Whatever dst does not take at once is
+// parked in the empty pipe p, which then becomes h.pipe. A read that fills
+// the buffer marks the direction bulk: later batches are spliced.
+func (d *Duplex) readWrite(h *half, p *Pipe) error {
+	buf := d.pool.buf
+	if len(buf) > p.size {
+		buf = buf[:p.size] // leftovers must fit the pipe
+	}
+	n, err := read(h.src, buf)
+	switch {
+	case err == unix.EAGAIN:
+		h.readable = false
+		return nil
+	case err != nil:
+		return d.fail(h.src, os.NewSyscallError("read", err))
+	case n == 0:
+		h.eof = true
+		d.moved = true
+		return nil
+	}
+	if n == len(buf) {
+		h.bulk = true
+	}
+	d.moved = true
+	m := 0
+	if h.writable {
+		m, err = write(h.dst, buf[:n])
+		if err == unix.EAGAIN {
+			m, h.writable = 0, false
+		} else if err != nil {
+			return d.fail(h.dst, os.NewSyscallError("write", err))
+		}
+	}
+	h.delivered += uint64(m)
+	if m == n {
+		return nil
+	}
+	// An empty pipe of at least len(buf) bytes takes the rest in one write.
+	k, err := write(p.w, buf[m:n])
+	if err != nil || k != n-m {
+		return d.fail(h.src, os.NewSyscallError("write", errPipeShort(err)))
+	}
+	h.pipe, h.held = p, k
+	return nil
 }
 
 // copy moves bytes src → dst through the pool's shared buffer for as long as
@@ -254,43 +311,34 @@ func (d *Duplex) copy(h *half) error {
 	}
 	if h.eof && !h.shut {
 		h.shut = true
-		_ = unix.Shutdown(h.dst, unix.SHUT_WR)
+		_ = netpoll.Shutdown(h.dst, unix.SHUT_WR)
 	}
 	return nil
 }
 
-func splice(from, to, max int) (int, error) {
-	for {
-		n, err := unix.Splice(from, nil, to, nil, max, spliceFlags)
-		if err != unix.EINTR {
-			return int(n), err
-		}
+// The syscalls below return their errno as an error (nil for none), so
+// callers compare with unix.EAGAIN and wrap the rest once.
+
+func splice(from, to, max int) (int, error) { return result(netpoll.Splice(from, to, max)) }
+
+func read(fd int, p []byte) (int, error) { return result(netpoll.Read(fd, p)) }
+
+func write(fd int, p []byte) (int, error) { return result(netpoll.Write(fd, p)) }
+
+func recv(fd int, p []byte, flags int) (int, error) { return result(netpoll.Recv(fd, p, flags)) }
+
+func result(n int, e unix.Errno) (int, error) {
+	if e != 0 {
+		return 0, e
 	}
+	return n, nil
 }
 
-func recv(fd int, p []byte, flags int) (int, error) {
-	var ptr unsafe.Pointer
-	if len(p) > 0 {
-		ptr = unsafe.Pointer(&p[0])
+// errPipeShort is the error of a write into an empty pipe that did not
+// take everything, which the pipe's size rules out.
+func errPipeShort(err error) error {
+	if err != nil {
+		return err
 	}
-	for {
-		r, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(ptr), uintptr(len(p)),
-			uintptr(flags|unix.MSG_DONTWAIT), 0, 0)
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return 0, e
-		}
-		return int(r), nil
-	}
-}
-
-func write(fd int, p []byte) (int, error) {
-	for {
-		n, err := unix.Write(fd, p)
-		if err != unix.EINTR {
-			return n, err
-		}
-	}
+	return unix.EIO
 }

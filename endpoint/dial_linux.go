@@ -5,6 +5,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/switchyard-proxy/switchyard/netpoll"
 )
 
 // Dial starts a non-blocking TCP connect to e and returns the socket, with
@@ -24,9 +26,9 @@ func Dial(e *Endpoint, buf *SockaddrBuf) (int, error) {
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
 	}
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+	if e := netpoll.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); e != 0 {
 		unix.Close(fd)
-		return -1, os.NewSyscallError("setsockopt", err)
+		return -1, os.NewSyscallError("setsockopt", e)
 	}
 	for {
 		err = unix.Connect(fd, sa)

@@ -124,8 +124,8 @@ func (l *Loop) Add(fd int, events uint32, h Handler) error {
 		l.gen = 1
 	}
 	ev := unix.EpollEvent{Events: events | unix.EPOLLET, Fd: int32(fd), Pad: int32(l.gen)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		return os.NewSyscallError("epoll_ctl", err)
+	if e := epollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); e != 0 {
+		return os.NewSyscallError("epoll_ctl", e)
 	}
 	if fd >= len(l.table) {
 		n := 2 * len(l.table)
@@ -150,10 +150,10 @@ func (l *Loop) Close(fd int) error {
 		l.nfds--
 		// The fd is closed right after; EPOLL_CTL_DEL can only fail if it
 		// was never added, which the table rules out.
-		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+		_ = epollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 	}
-	if err := unix.Close(fd); err != nil {
-		return os.NewSyscallError("close", err)
+	if e := closeFD(fd); e != 0 {
+		return os.NewSyscallError("close", e)
 	}
 	return nil
 }
@@ -244,27 +244,28 @@ func (l *Loop) Run() error {
 	return err
 }
 
-// wait polls epoll without blocking first, and blocks (with the timeout of
-// the nearest timer) only when nothing is ready. The non-blocking poll is a
-// raw syscall, so a busy loop does not go through the scheduler's syscall
-// bookkeeping on every batch.
+// wait takes the next batch of events, blocking until one arrives or the
+// nearest timer is due.
+//
+// epoll_wait is a raw syscall even when it blocks: the loop keeps its P and
+// the scheduler never sees it leave, so a loop that sleeps and wakes
+// thousands of times a second costs no P hand-offs, futex wake-ups or
+// sysmon churn. This is safe because the loop is locked to its thread and
+// holds no runtime locks while waiting: when the runtime needs the loop's P
+// (a stop-the-world, or sysmon preempting a long-running goroutine) it
+// signals the thread, epoll_wait returns EINTR, and the loop reaches a
+// preemption point on its way round. Start makes sure GOMAXPROCS leaves a P
+// for everything else.
 func (l *Loop) wait() (int, error) {
 	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
-		uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
-	if e == 0 && r > 0 {
+		uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), uintptr(l.timeout()), 0, 0)
+	switch e {
+	case 0:
 		return int(r), nil
+	case unix.EINTR:
+		return 0, nil
 	}
-	for {
-		n, err := unix.EpollWait(l.epfd, l.events, l.timeout())
-		if err == unix.EINTR {
-			l.now = Monotonic()
-			continue
-		}
-		if err != nil {
-			return 0, os.NewSyscallError("epoll_wait", err)
-		}
-		return n, nil
-	}
+	return 0, os.NewSyscallError("epoll_pwait", e)
 }
 
 // timeout converts the nearest timer into an epoll_wait timeout: -1 with no

@@ -47,6 +47,11 @@ func Start(cfg *Config, log *slog.Logger) (*Proxy, error) {
 	if n <= 0 {
 		n = runtime.NumCPU()
 	}
+	// Each loop holds its P even while it waits for events (see
+	// netpoll.Loop.wait): keep one P for everything else.
+	if runtime.GOMAXPROCS(0) < n+1 {
+		runtime.GOMAXPROCS(n + 1)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Proxy{log: log, cancel: cancel, runErr: make(chan error, n)}
 	for i := 0; i < n; i++ {

@@ -74,7 +74,7 @@ func bench(ctx context.Context, o options, progress io.Writer) (results []runRes
 	for round := 1; round <= o.runs; round++ {
 		for _, c := range cases {
 			for _, target := range []string{targetDirect, targetSwitchyard} {
-				r := tb.measure(ctx, o, round, c, target)
+				r := tb.measure(ctx, o, round, c, target, progress)
 				fmt.Fprintf(progress, "round %d/%d  %-6s  %-10s  %s\n", round, o.runs, c.name, target, describe(r))
 				if ctx.Err() != nil {
 					return results, fmt.Errorf("interrupted: %w", context.Cause(ctx))
@@ -143,7 +143,7 @@ func (tb *testbed) close() error {
 
 // measure runs one iperf3 client against target, reading the router's CPU
 // time around switchyard runs.
-func (tb *testbed) measure(ctx context.Context, o options, round int, c benchCase, target string) runResult {
+func (tb *testbed) measure(ctx context.Context, o options, round int, c benchCase, target string, progress io.Writer) runResult {
 	r := runResult{round: round, bcase: c, target: target}
 	port := tb.iperfPort
 	if target == targetSwitchyard {
@@ -155,7 +155,7 @@ func (tb *testbed) measure(ctx context.Context, o options, round int, c benchCas
 			return r
 		}
 	}
-	if r.iperf, r.err = runIperf(ctx, port, o.secs, c.args); r.err != nil {
+	if r.iperf, r.err = runIperf(ctx, port, o.secs, c.args, progress); r.err != nil {
 		return r
 	}
 	if target == targetSwitchyard {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -16,11 +17,12 @@ import (
 const (
 	// iperf3 clients get this long beyond -t to connect and report.
 	iperfSlack = 30 * time.Second
-	// The iperf3 server serves one test at a time and needs a moment to
-	// reset after one ends (or after a readiness probe), during which a new
-	// client is told it is busy: retry those.
-	iperfBusyRetries = 5
-	iperfBusyPause   = 300 * time.Millisecond
+	// The iperf3 server serves one test at a time and re-creates its
+	// listening socket after each, including after a readiness probe; a
+	// client arriving meanwhile is told it is busy or is reset. Runs that
+	// fail so before any interval was measured are retried.
+	iperfSetupRetries = 5
+	iperfSetupPause   = 300 * time.Millisecond
 )
 
 // iperfSum is iperf3's end.sum_received: what the receiving side counted.
@@ -38,22 +40,29 @@ type iperfReport struct {
 			Bytes         float64 `json:"bytes"`
 		} `json:"sum_received"`
 	} `json:"end"`
-	Error string `json:"error"`
+	Intervals []json.RawMessage `json:"intervals"`
+	Error     string            `json:"error"`
 }
 
-var errIperfBusy = errors.New("iperf3 server busy")
+// iperfSetupError is an error iperf3 reported before it measured anything.
+type iperfSetupError struct{ msg string }
 
-// runIperf runs an iperf3 client against 127.0.0.1:port for secs seconds.
-func runIperf(ctx context.Context, port, secs int, extra []string) (iperfSum, error) {
-	for attempt := 0; ; attempt++ {
+func (e *iperfSetupError) Error() string { return "iperf3: " + e.msg }
+
+// runIperf runs an iperf3 client against 127.0.0.1:port for secs seconds,
+// noting retries on progress.
+func runIperf(ctx context.Context, port, secs int, extra []string, progress io.Writer) (iperfSum, error) {
+	for attempt := 1; ; attempt++ {
 		sum, err := runIperfOnce(ctx, port, secs, extra)
-		if !errors.Is(err, errIperfBusy) || attempt == iperfBusyRetries {
+		var setup *iperfSetupError
+		if !errors.As(err, &setup) || attempt > iperfSetupRetries {
 			return sum, err
 		}
+		fmt.Fprintf(progress, "  retrying (%d/%d) after %v\n", attempt, iperfSetupRetries, err)
 		select {
 		case <-ctx.Done():
 			return sum, err
-		case <-time.After(iperfBusyPause):
+		case <-time.After(iperfSetupPause):
 		}
 	}
 }
@@ -84,10 +93,10 @@ func parseIperf(out []byte) (iperfSum, error) {
 	if err := json.Unmarshal(out, &rep); err != nil {
 		return iperfSum{}, fmt.Errorf("iperf3 output is not JSON: %w", err)
 	}
+	if rep.Error != "" && len(rep.Intervals) == 0 {
+		return iperfSum{}, &iperfSetupError{rep.Error}
+	}
 	if rep.Error != "" {
-		if strings.Contains(rep.Error, "busy") {
-			return iperfSum{}, fmt.Errorf("%w: %s", errIperfBusy, rep.Error)
-		}
 		return iperfSum{}, errors.New("iperf3: " + rep.Error)
 	}
 	s := rep.End.SumReceived

@@ -27,19 +27,23 @@ const iperfRefused = `{
 
 const iperfBusy = `{"start": {}, "intervals": [], "end": {}, "error": "the server is busy running a test. try again later"}`
 
+const iperfMidTest = `{"start": {"connected": [{"socket": 5}]}, "intervals": [{"sum": {"bytes": 123}}], "end": {},
+	"error": "control socket has closed unexpectedly"}`
+
 func TestParseIperf(t *testing.T) {
 	tests := []struct {
 		name    string
 		out     string
 		want    iperfSum
 		wantErr string
-		busy    bool
+		setup   bool // failed before measuring, so worth a retry
 	}{
 		{name: "sample", out: iperfSample, want: iperfSum{bitsPerSecond: 39501221532.5, bytes: 9.876e9}},
 		{name: "integer bytes", out: `{"end":{"sum_received":{"bytes":1073741824,"bits_per_second":8e9}}}`,
 			want: iperfSum{bitsPerSecond: 8e9, bytes: 1 << 30}},
-		{name: "iperf3 error", out: iperfRefused, wantErr: "iperf3: unable to connect to server: Connection refused"},
-		{name: "server busy", out: iperfBusy, wantErr: "busy running a test", busy: true},
+		{name: "refused", out: iperfRefused, wantErr: "iperf3: unable to connect to server: Connection refused", setup: true},
+		{name: "server busy", out: iperfBusy, wantErr: "busy running a test", setup: true},
+		{name: "reset mid-test", out: iperfMidTest, wantErr: "iperf3: control socket has closed unexpectedly"},
 		{name: "no sum_received", out: `{"end":{}}`, wantErr: "no end.sum_received"},
 		{name: "not JSON", out: "iperf3: error - unable to connect", wantErr: "not JSON"},
 		{name: "empty", out: "", wantErr: "not JSON"},
@@ -51,8 +55,9 @@ func TestParseIperf(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("parseIperf error = %v, want one containing %q", err, tt.wantErr)
 				}
-				if errors.Is(err, errIperfBusy) != tt.busy {
-					t.Fatalf("errors.Is(%v, errIperfBusy) = %v, want %v", err, !tt.busy, tt.busy)
+				var setup *iperfSetupError
+				if errors.As(err, &setup) != tt.setup {
+					t.Fatalf("%v: setup error = %v, want %v", err, !tt.setup, tt.setup)
 				}
 				return
 			}

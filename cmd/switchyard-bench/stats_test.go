@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -45,7 +46,7 @@ func TestSummarizeAndTable(t *testing.T) {
 		{round: 1, bcase: p1, target: targetSwitchyard, iperf: iperfSum{20e9, 4 << 30}, cpuSeconds: 2},
 		{round: 2, bcase: p1, target: targetDirect, iperf: iperfSum{44e9, 11 << 30}},
 		{round: 2, bcase: p1, target: targetSwitchyard, iperf: iperfSum{24e9, 5 << 30}, cpuSeconds: 3},
-		{round: 3, bcase: p1, target: targetSwitchyard, err: errIperfBusy},
+		{round: 3, bcase: p1, target: targetSwitchyard, err: errors.New("iperf3: the server is busy running a test. try again later")},
 	}
 	rows := summarize(results)
 	if len(rows) != len(cases) {
@@ -70,7 +71,7 @@ func TestSummarizeAndTable(t *testing.T) {
 func TestWriteCSV(t *testing.T) {
 	results := []runResult{
 		{round: 1, bcase: cases[1], target: targetSwitchyard, iperf: iperfSum{20e9, 4 << 30}, cpuSeconds: 2},
-		{round: 1, bcase: cases[1], target: targetDirect, err: errIperfBusy},
+		{round: 1, bcase: cases[1], target: targetDirect, err: errors.New("iperf3: the server is busy running a test. try again later")},
 	}
 	var b bytes.Buffer
 	if err := writeCSV(&b, results); err != nil {
@@ -78,7 +79,7 @@ func TestWriteCSV(t *testing.T) {
 	}
 	want := "round,case,target,gbps,bytes,cpu_seconds,cpu_s_per_gib,error\n" +
 		"1,P1 rev,switchyard,20.000,4294967296,2.00,0.5000,\n" +
-		"1,P1 rev,direct,,,,,iperf3 server busy\n"
+		"1,P1 rev,direct,,,,,iperf3: the server is busy running a test. try again later\n"
 	if b.String() != want {
 		t.Fatalf("CSV:\n%s\nwant:\n%s", b.String(), want)
 	}

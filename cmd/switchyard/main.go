@@ -36,6 +36,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file` (pprof format)")
+	memProfile := fs.String("memprofile", "", "write a heap profile to `file` when stopping (pprof format)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -66,24 +68,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: configuration is valid\n", *configPath)
 		return 0
 	}
-	return serve(cfg, *configPath, log)
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "switchyard: -cpuprofile: %v\n", err)
+			return 1
+		}
+		defer stop()
+	}
+	code := serve(cfg, *configPath, log)
+	if *memProfile != "" {
+		if err := writeHeapProfile(*memProfile); err != nil {
+			log.Error("cannot write the heap profile", "err", err)
+			return 1
+		}
+	}
+	return code
 }
 
 func serve(cfg *router.Config, path string, log *slog.Logger) int {
 	if soft, hard, err := raiseOpenFiles(); err != nil {
 		log.Warn("cannot raise the open-files limit", "soft", soft, "hard", hard, "err", err)
 	}
-	workers := cfg.Runtime.Workers
-	if workers <= 0 {
-		workers = runtime.NumCPU()
-	}
-	// One P more than loops: while every loop sits in epoll_wait an idle P
-	// remains, so the scheduler does not hand the loops' Ps off on each
-	// wait, and control-plane goroutines always find a P.
-	if runtime.GOMAXPROCS(0) < workers+1 {
-		runtime.GOMAXPROCS(workers + 1)
-	}
-
 	// Subscribe before starting so a signal during start-up is not lost.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)

@@ -1,0 +1,83 @@
+package netpoll
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The system calls a loop makes on its hot path, as raw syscalls: they are
+// all non-blocking, so the scheduler's syscall bookkeeping (entersyscall,
+// exitsyscall, and sysmon watching for Ps stuck in syscalls) would be pure
+// overhead. Each returns the errno unwrapped; EINTR is retried here, in one
+// place. Loop only.
+
+// Splice moves up to n bytes from in to out (SPLICE_F_MOVE|SPLICE_F_NONBLOCK).
+func Splice(in, out, n int) (int, unix.Errno) {
+	return retry(unix.SYS_SPLICE, uintptr(in), 0, uintptr(out), 0, uintptr(n),
+		unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+}
+
+// Read is read(2).
+func Read(fd int, p []byte) (int, unix.Errno) {
+	return retry(unix.SYS_READ, uintptr(fd), bufPtr(p), uintptr(len(p)), 0, 0, 0)
+}
+
+// Write is write(2).
+func Write(fd int, p []byte) (int, unix.Errno) {
+	return retry(unix.SYS_WRITE, uintptr(fd), bufPtr(p), uintptr(len(p)), 0, 0, 0)
+}
+
+// Recv is recvfrom(2) with MSG_DONTWAIT added to flags and no address.
+func Recv(fd int, p []byte, flags int) (int, unix.Errno) {
+	return retry(unix.SYS_RECVFROM, uintptr(fd), bufPtr(p), uintptr(len(p)),
+		uintptr(flags|unix.MSG_DONTWAIT), 0, 0)
+}
+
+// Shutdown is shutdown(2).
+func Shutdown(fd, how int) unix.Errno {
+	_, e := retry(unix.SYS_SHUTDOWN, uintptr(fd), uintptr(how), 0, 0, 0, 0)
+	return e
+}
+
+// SetsockoptInt is setsockopt(2) with an int value.
+func SetsockoptInt(fd, level, opt, value int) unix.Errno {
+	v := int32(value)
+	_, e := retry(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
+		uintptr(unsafe.Pointer(&v)), 4, 0)
+	return e
+}
+
+// closeFD is close(2). EINTR is not retried: on Linux the fd is released
+// even then, and a retry could close a number someone else now owns.
+func closeFD(fd int) unix.Errno {
+	_, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
+	if e == unix.EINTR {
+		return 0
+	}
+	return e
+}
+
+func epollCtl(epfd, op, fd int, ev *unix.EpollEvent) unix.Errno {
+	_, e := retry(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd),
+		uintptr(unsafe.Pointer(ev)), 0, 0)
+	return e
+}
+
+func retry(trap, a1, a2, a3, a4, a5, a6 uintptr) (int, unix.Errno) {
+	for {
+		r, _, e := unix.RawSyscall6(trap, a1, a2, a3, a4, a5, a6)
+		if e != unix.EINTR {
+			return int(r), e
+		}
+	}
+}
+
+var zero uintptr
+
+func bufPtr(p []byte) uintptr {
+	if len(p) == 0 {
+		return uintptr(unsafe.Pointer(&zero))
+	}
+	return uintptr(unsafe.Pointer(&p[0]))
+}
