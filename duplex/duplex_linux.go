@@ -48,6 +48,7 @@ type half struct {
 	pipe      *Pipe
 	held      int
 	readable  bool // src may have bytes or EOF (edge seen, EAGAIN not yet)
+	hup       bool // src reported RDHUP, HUP or ERR: read it to the end
 	writable  bool // dst may take bytes
 	eof       bool // src returned EOF
 	shut      bool // dst was shut down for writing
@@ -80,8 +81,12 @@ func (d *Duplex) Init(pool *Pool, client, upstream int) {
 func (d *Duplex) Ready(s Side, events uint32) {
 	const readable = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR
 	const writable = unix.EPOLLOUT | unix.EPOLLHUP | unix.EPOLLERR
+	const hangup = unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR
 	if events&readable != 0 {
 		d.h[s].readable = true
+	}
+	if events&hangup != 0 {
+		d.h[s].hup = true
 	}
 	if events&writable != 0 {
 		d.h[1-s].writable = true
@@ -174,13 +179,7 @@ func (d *Duplex) pump(h *half) error {
 			h.pipe = nil
 		}
 		if h.eof {
-			if !h.shut {
-				h.shut = true
-				d.moved = true
-				// ENOTCONN: the peer is already gone; the other
-				// direction will see why.
-				_ = netpoll.Shutdown(h.dst, unix.SHUT_WR)
-			}
+			d.shut(h)
 			return nil
 		}
 		if !h.readable {
@@ -202,6 +201,26 @@ func (d *Duplex) pump(h *half) error {
 		if err != nil || !h.readable {
 			return err
 		}
+	}
+}
+
+// shut passes h's EOF on once everything before it was delivered:
+// shutdown(SHUT_WR) on dst. When the other direction is already shut, both
+// sockets are about to be closed, and close sends the FIN by itself.
+func (d *Duplex) shut(h *half) {
+	if h.shut {
+		return
+	}
+	h.shut = true
+	d.moved = true
+	other := &d.h[0]
+	if h == other {
+		other = &d.h[1]
+	}
+	if !other.shut {
+		// ENOTCONN: the peer is already gone; the other direction will
+		// see why.
+		_ = netpoll.Shutdown(h.dst, unix.SHUT_WR)
 	}
 }
 
@@ -246,8 +265,16 @@ func (d *Duplex) readWrite(h *half, p *Pipe) error {
 		d.moved = true
 		return nil
 	}
-	if n == len(buf) {
+	switch {
+	case n == len(buf):
 		h.bulk = true
+	case !h.hup:
+		// A short read emptied the socket's receive queue, and under
+		// EPOLLET every later arrival of data raises a new event, so
+		// there is no need to read again just to see EAGAIN. A FIN
+		// that came with this data was flagged by RDHUP (hup), and
+		// then we do read on, to the EOF.
+		h.readable = false
 	}
 	d.moved = true
 	m := 0
@@ -309,9 +336,8 @@ func (d *Duplex) copy(h *half) error {
 		h.delivered += uint64(m)
 		d.moved = true
 	}
-	if h.eof && !h.shut {
-		h.shut = true
-		_ = netpoll.Shutdown(h.dst, unix.SHUT_WR)
+	if h.eof {
+		d.shut(h)
 	}
 	return nil
 }

@@ -165,9 +165,16 @@ func TestUpstreamResetPropagates(t *testing.T) {
 }
 
 func TestClientResetPropagates(t *testing.T) {
+	gotByte := make(chan struct{})
 	gotErr := make(chan error, 1)
 	b := startBackend(t, func(c *net.TCPConn) {
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var one [1]byte
+		if _, err := io.ReadFull(c, one[:]); err != nil {
+			gotErr <- err
+			return
+		}
+		close(gotByte)
 		_, err := io.Copy(io.Discard, c)
 		gotErr <- err
 	})
@@ -176,7 +183,7 @@ func TestClientResetPropagates(t *testing.T) {
 	if _, err := c.Write([]byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "stream established", 5*time.Second, func() bool { return p.srv.Stats().Active == 1 })
+	<-gotByte // the stream is established end to end
 	_ = c.SetLinger(0)
 	c.Close()
 	if err := <-gotErr; !isReset(err) {

@@ -294,6 +294,9 @@ func (s *stream) finish(reason server.Reason) {
 	}
 	l := s.w.loop
 	l.Cancel(&s.timer)
+	if reason == server.ReasonReset && s.phase == phaseConnecting && s.ufd >= 0 {
+		resetOnClose(s.ufd) // the client reset while we were connecting
+	}
 	if s.phase == phaseEstablished {
 		if reason == server.ReasonReset {
 			peer := s.cfd
