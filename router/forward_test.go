@@ -227,7 +227,10 @@ func TestAllEndpointsRefused(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("client closed after %v; want promptly", d)
 	}
-	waitEnded(t, p.srv, server.ReasonConnectFailed, 1)
+	st := waitEnded(t, p.srv, server.ReasonConnectFailed, 1)
+	if got := st.ConnectFailures[server.ConnectRefused]; got != 2 {
+		t.Errorf("refused attempts = %d, want 2 (one per endpoint)", got)
+	}
 }
 
 func TestNoEndpoints(t *testing.T) {
@@ -275,7 +278,10 @@ func TestConnectTimeout(t *testing.T) {
 	if d := time.Since(start); d < 250*time.Millisecond {
 		t.Errorf("closed after %v, before the 300ms connect timeout", d)
 	}
-	waitEnded(t, p.srv, server.ReasonConnectTimeout, 1)
+	st := waitEnded(t, p.srv, server.ReasonConnectTimeout, 1)
+	if got := st.ConnectFailures[server.ConnectTimeout]; got != 1 {
+		t.Errorf("timed-out attempts = %d, want 1", got)
+	}
 }
 
 func TestConnectAttemptTimeoutMovesOn(t *testing.T) {

@@ -133,3 +133,7 @@ type ServerStats = server.Stats
 
 // ReasonName names a connection-end reason by its index in ServerStats.Ended.
 func ReasonName(i int) string { return server.Reason(i).String() }
+
+// ConnectFailureName names a connect-failure cause by its index in
+// ServerStats.ConnectFailures.
+func ConnectFailureName(i int) string { return server.ConnectFailure(i).String() }

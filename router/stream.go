@@ -1,6 +1,7 @@
 package router
 
 import (
+	"errors"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -151,6 +152,7 @@ func (s *stream) connect() {
 				l.Schedule(&s.timer, min(now+int64(resourceRetryDelay), s.env.ConnectDeadline), s)
 				return
 			}
+			s.env.Server.ConnectFailed(server.ConnectOther)
 			ep.Failed(now, s.r.client.FailureAccrual)
 			s.timedOut = false
 			continue
@@ -170,15 +172,30 @@ func (s *stream) finishConnectFailure() {
 	}
 }
 
-// attemptFailed closes the upstream socket of a failed attempt, charges
-// the failure to its endpoint and moves on to the next attempt.
-func (s *stream) attemptFailed(timedOut bool) {
+// attemptFailed closes the upstream socket of a failed attempt, counts
+// the failure by cause, charges it to the endpoint and moves on to the
+// next attempt.
+func (s *stream) attemptFailed(cause server.ConnectFailure) {
+	s.env.Server.ConnectFailed(cause)
 	s.closeUpstream()
 	s.ep.Failed(s.w.loop.Now(), s.r.client.FailureAccrual)
 	s.ep.Release()
 	s.ep = nil
-	s.timedOut = timedOut
+	s.timedOut = cause == server.ConnectTimeout
 	s.connect()
+}
+
+// connectFailure classifies the pending error of a socket whose connect
+// failed (SO_ERROR).
+func connectFailure(fd int) server.ConnectFailure {
+	err := endpoint.ConnectError(fd)
+	switch {
+	case errors.Is(err, unix.ECONNREFUSED):
+		return server.ConnectRefused
+	case errors.Is(err, unix.ETIMEDOUT):
+		return server.ConnectTimeout
+	}
+	return server.ConnectOther
 }
 
 func (s *stream) onEvent(which duplex.Side, ev uint32) {
@@ -193,7 +210,7 @@ func (s *stream) onEvent(which duplex.Side, ev uint32) {
 			return
 		}
 		if ev&(netpoll.EventErr|netpoll.EventHup) != 0 {
-			s.attemptFailed(false)
+			s.attemptFailed(connectFailure(s.ufd))
 			return
 		}
 		if ev&netpoll.EventOut != 0 {
@@ -255,6 +272,7 @@ func (s *stream) OnTimer(now int64) {
 	case phaseConnecting:
 		if now >= s.env.ConnectDeadline {
 			if s.ep != nil {
+				s.env.Server.ConnectFailed(server.ConnectTimeout)
 				s.ep.Failed(now, s.r.client.FailureAccrual)
 			}
 			s.finish(server.ReasonConnectTimeout)
@@ -264,7 +282,7 @@ func (s *stream) OnTimer(now int64) {
 			s.connect()
 			return
 		}
-		s.attemptFailed(true)
+		s.attemptFailed(server.ConnectTimeout)
 	case phaseEstablished:
 		if d := s.env.LifetimeDeadline; d != 0 && now >= d {
 			s.finish(server.ReasonLifetime)

@@ -46,6 +46,7 @@ type counters struct {
 	pausedAtLimit atomic.Uint64
 	acceptErrors  atomic.Uint64
 	resourceWaits atomic.Uint64
+	connectFailed [NumConnectFailures]atomic.Uint64
 	ended         [NumReasons]atomic.Uint64
 	bytesUp       atomic.Uint64
 	bytesDown     atomic.Uint64
@@ -53,14 +54,17 @@ type counters struct {
 
 // Stats is a snapshot of a server's counters.
 type Stats struct {
-	Accepted      uint64             // connections accepted
-	Active        int64              // connections open now
-	PausedAtLimit uint64             // times accepting stopped at max_connections
-	AcceptErrors  uint64             // accept4 failures (EMFILE, ENFILE, ...)
-	ResourceWaits uint64             // connects put off for want of fds or memory
-	Ended         [NumReasons]uint64 // connections ended, by reason
-	BytesUp       uint64             // client → upstream, of ended connections
-	BytesDown     uint64             // upstream → client, of ended connections
+	Accepted      uint64 // connections accepted
+	Active        int64  // connections open now
+	PausedAtLimit uint64 // times accepting stopped at max_connections
+	AcceptErrors  uint64 // accept4 failures (EMFILE, ENFILE, ...)
+	ResourceWaits uint64 // connects put off for want of fds or memory
+	// ConnectFailures counts failed connect attempts (not connections: a
+	// connection may make several) by cause.
+	ConnectFailures [NumConnectFailures]uint64
+	Ended           [NumReasons]uint64 // connections ended, by reason
+	BytesUp         uint64             // client → upstream, of ended connections
+	BytesDown       uint64             // upstream → client, of ended connections
 }
 
 // New returns a server that hands its connections to d. It does not listen
@@ -129,6 +133,9 @@ func (s *Server) Stats() Stats {
 	for i := range st.Ended {
 		st.Ended[i] = s.stats.ended[i].Load()
 	}
+	for i := range st.ConnectFailures {
+		st.ConnectFailures[i] = s.stats.connectFailed[i].Load()
+	}
 	return st
 }
 
@@ -177,3 +184,25 @@ func (s *Server) ResourceExhausted(l *netpoll.Loop) {
 		}
 	}
 }
+
+// ConnectFailure is the cause of a failed connect attempt.
+type ConnectFailure uint8
+
+const (
+	ConnectRefused ConnectFailure = iota // the endpoint refused (RST)
+	ConnectTimeout                       // no answer within the attempt's deadline
+	ConnectOther                         // unreachable, reset, or any other error
+	NumConnectFailures
+)
+
+var connectFailureNames = [NumConnectFailures]string{"refused", "timeout", "other"}
+
+func (f ConnectFailure) String() string {
+	if f < NumConnectFailures {
+		return connectFailureNames[f]
+	}
+	return "unknown"
+}
+
+// ConnectFailed counts a failed connect attempt. Safe from any goroutine.
+func (s *Server) ConnectFailed(f ConnectFailure) { s.stats.connectFailed[f].Add(1) }

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -107,20 +108,30 @@ func serve(cfg *router.Config, path string, log *slog.Logger) int {
 		}
 	}
 	log.Info("started", "version", version, "config", path, "workers", p.Workers(), "servers", listening)
-	for sig := range sigs {
-		if sig == syscall.SIGHUP {
-			log.Warn("SIGHUP ignored: configuration reload is not supported yet; restart to apply changes")
-			continue
+	watch := newResourceWatch(p)
+	tick := time.NewTicker(resourceWatchInterval)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-tick.C:
+			watch.report(log)
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				log.Warn("SIGHUP ignored: configuration reload is not supported yet; restart to apply changes")
+				continue
+			}
+			log.Info("stopping", "signal", sig.String())
+			break wait
 		}
-		log.Info("stopping", "signal", sig.String())
-		break
 	}
 	err = p.Stop()
 	for _, r := range p.Routers() {
 		for _, s := range r.Servers() {
 			st := s.Stats()
 			log.Info("server stopped", "router", r.Label(), "listen", s.Addr(), "accepted", st.Accepted,
-				"accept_errors", st.AcceptErrors, "resource_waits", st.ResourceWaits, "bytes_up", st.BytesUp, "bytes_down", st.BytesDown,
+				"accept_errors", st.AcceptErrors, "resource_waits", st.ResourceWaits,
+				"connect_failures", failureSummary(st), "bytes_up", st.BytesUp, "bytes_down", st.BytesDown,
 				"ended", endedSummary(st))
 		}
 	}
@@ -130,6 +141,16 @@ func serve(cfg *router.Config, path string, log *slog.Logger) int {
 	}
 	log.Info("stopped")
 	return 0
+}
+
+func failureSummary(st router.ServerStats) map[string]uint64 {
+	out := map[string]uint64{}
+	for f, n := range st.ConnectFailures {
+		if n > 0 {
+			out[router.ConnectFailureName(f)] = n
+		}
+	}
+	return out
 }
 
 func endedSummary(st router.ServerStats) map[string]uint64 {
