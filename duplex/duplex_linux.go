@@ -151,8 +151,6 @@ func (d *Duplex) fail(fd int, err error) error {
 	return err
 }
 
-const spliceFlags = unix.SPLICE_F_MOVE | unix.SPLICE_F_NONBLOCK
-
 // pump runs one direction until it can make no more progress. A non-nil
 // error means a socket failed; d.err and d.failed are set.
 func (d *Duplex) pump(h *half) error {

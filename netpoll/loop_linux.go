@@ -64,7 +64,6 @@ type Loop struct {
 	timers timerHeap
 	now    int64
 	events []unix.EpollEvent
-	stop   bool
 	nfds   int
 
 	// Shared with posting goroutines.
