@@ -15,13 +15,12 @@ type Pipe struct {
 // Pool is a loop's bounded set of pipes. It is owned by one loop and is not
 // safe for concurrent use. Every pipe in the free list is empty.
 type Pool struct {
-	size    int // requested capacity per pipe
-	max     int // pipes in use plus free, at most
-	open    int // pipes created and not yet destroyed
-	free    []*Pipe
-	buf     []byte // the loop's copy buffer, shared by all its duplexes
-	stats   PoolStats
-	granted int // capacity the kernel granted the last pipe
+	size  int // requested capacity per pipe
+	max   int // pipes in use plus free, at most
+	open  int // pipes created and not yet destroyed
+	free  []*Pipe
+	buf   []byte // the loop's copy buffer, shared by all its duplexes
+	stats PoolStats
 }
 
 // PoolStats counts pool events for operators.
@@ -33,7 +32,7 @@ type PoolStats struct {
 // NewPool returns a pool of at most max pipes of size bytes each, with a copy
 // buffer of bufSize bytes for the fallback path.
 func NewPool(size, max, bufSize int) *Pool {
-	return &Pool{size: size, max: max, buf: make([]byte, bufSize), granted: size}
+	return &Pool{size: size, max: max, buf: make([]byte, bufSize)}
 }
 
 // Stats returns the pool's counters. Loop only.
@@ -65,7 +64,6 @@ func (p *Pool) get() *Pipe {
 		return nil
 	}
 	p.open++
-	p.granted = pp.size
 	return pp
 }
 
