@@ -1,0 +1,248 @@
+package router
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// The raw configuration is the file as decoded: a nil pointer is a key that
+// was not given (or did not decode), until setDefaults fills it in.
+type (
+	rawConfig struct {
+		workers, pipeSize, maxPipes *int64
+		routers                     []*rawRouter
+	}
+	rawRouter struct {
+		path        string
+		label, kind *string
+		names       map[string][]*string // nil when the table is absent; nil entries did not decode
+		servers     []*rawServer
+
+		connectTimeout      *time.Duration
+		connectAttempts     *int64
+		consecutiveFailures *int64
+		penalty             *time.Duration
+	}
+	rawServer struct {
+		path                                  string
+		listen, dst                           *string
+		connectTimeout, lifetime, idleTimeout *time.Duration
+		maxConnections                        *int64
+	}
+)
+
+// decode reads the parsed TOML tree into a rawConfig, reporting every key
+// that is unknown or of the wrong type.
+func decode(tree map[string]any, p *problems) *rawConfig {
+	root := newTable(p, "", tree)
+	c := &rawConfig{}
+
+	rt := root.table("runtime")
+	c.workers = rt.int("workers")
+	c.pipeSize = rt.int("pipe_size")
+	c.maxPipes = rt.int("max_pipes")
+	rt.done()
+
+	for _, t := range root.tables("routers") {
+		c.routers = append(c.routers, decodeRouter(t))
+	}
+	root.done()
+	return c
+}
+
+func decodeRouter(t *table) *rawRouter {
+	r := &rawRouter{path: t.path, label: t.string("label")}
+
+	it := t.table("interpreter")
+	r.kind = it.string("kind")
+	if names := it.table("names"); names.m != nil {
+		r.names = make(map[string][]*string)
+		for _, name := range slices.Sorted(maps.Keys(names.m)) {
+			r.names[name] = names.strings(name)
+		}
+		names.done()
+	}
+	it.done()
+
+	for _, st := range t.tables("servers") {
+		r.servers = append(r.servers, &rawServer{
+			path:           st.path,
+			listen:         st.string("listen"),
+			dst:            st.string("dst"),
+			connectTimeout: st.duration("connect_timeout"),
+			lifetime:       st.duration("lifetime"),
+			idleTimeout:    st.duration("idle_timeout"),
+			maxConnections: st.int("max_connections"),
+		})
+		st.done()
+	}
+
+	ct := t.table("client")
+	r.connectTimeout = ct.duration("connect_timeout")
+	r.connectAttempts = ct.int("connect_attempts")
+	fa := ct.table("failure_accrual")
+	r.consecutiveFailures = fa.int("consecutive_failures")
+	r.penalty = fa.duration("penalty")
+	fa.done()
+	ct.done()
+
+	t.done()
+	return r
+}
+
+// A table is one TOML table being decoded. Each accessor takes a key out of
+// it; done reports the keys nobody took as unknown. Keys are matched
+// exactly: "Listen" is not "listen".
+type table struct {
+	p    *problems
+	path string
+	m    map[string]any // nil for a table that is absent
+	used map[string]bool
+}
+
+func newTable(p *problems, path string, m map[string]any) *table {
+	return &table{p: p, path: path, m: m, used: make(map[string]bool)}
+}
+
+// take returns the value of key and its path, marking the key as known.
+func (t *table) take(key string) (any, string, bool) {
+	t.used[key] = true
+	v, ok := t.m[key]
+	return v, joinKey(t.path, key), ok
+}
+
+func (t *table) done() {
+	for _, key := range slices.Sorted(maps.Keys(t.m)) {
+		if !t.used[key] {
+			t.p.add(joinKey(t.path, key), "unknown key")
+		}
+	}
+}
+
+func (t *table) table(key string) *table {
+	v, path, ok := t.take(key)
+	m, isTable := v.(map[string]any)
+	if ok && !isTable {
+		t.p.add(path, "expected a table, got %s", describe(v))
+	}
+	return newTable(t.p, path, m)
+}
+
+// tables returns the array of tables at key, given either as [[key]]
+// sections or as an array of inline tables.
+func (t *table) tables(key string) []*table {
+	v, path, ok := t.take(key)
+	var out []*table
+	switch v := v.(type) {
+	case []map[string]any:
+		for i, m := range v {
+			out = append(out, newTable(t.p, indexPath(path, i), m))
+		}
+	case []any:
+		for i, e := range v {
+			if m, ok := e.(map[string]any); ok {
+				out = append(out, newTable(t.p, indexPath(path, i), m))
+			} else {
+				t.p.add(indexPath(path, i), "expected a table, got %s", describe(e))
+			}
+		}
+	default:
+		if ok {
+			t.p.add(path, "expected an array of tables, got %s", describe(v))
+		}
+	}
+	return out
+}
+
+func (t *table) int(key string) *int64 {
+	v, path, ok := t.take(key)
+	if !ok {
+		return nil
+	}
+	n, isInt := v.(int64)
+	if !isInt {
+		t.p.add(path, "expected an integer, got %s", describe(v))
+		return nil
+	}
+	return &n
+}
+
+func (t *table) string(key string) *string {
+	v, path, ok := t.take(key)
+	if !ok {
+		return nil
+	}
+	s, isString := v.(string)
+	if !isString {
+		t.p.add(path, "expected a string, got %s", describe(v))
+		return nil
+	}
+	return &s
+}
+
+// duration decodes a Go duration string ("500ms", "5m"). Bare numbers are
+// refused: nobody can tell whether 5 means seconds or nanoseconds.
+func (t *table) duration(key string) *time.Duration {
+	v, path, ok := t.take(key)
+	if !ok {
+		return nil
+	}
+	s, isString := v.(string)
+	if !isString {
+		t.p.add(path, `expected a duration string such as "1s" or "500ms", got %s`, describe(v))
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		t.p.add(path, "bad duration %s: %v", quote(s), err)
+		return nil
+	}
+	return &d
+}
+
+// strings decodes an array of strings, with nil for each element that is
+// not one, so that the others keep their indexes. The result is never nil
+// for a key that is present: a name with bad entries is still a name.
+func (t *table) strings(key string) []*string {
+	v, path, _ := t.take(key)
+	arr, isArray := v.([]any)
+	if !isArray {
+		t.p.add(path, "expected an array of strings, got %s", describe(v))
+		return []*string{}
+	}
+	out := make([]*string, len(arr))
+	for i, e := range arr {
+		if s, ok := e.(string); ok {
+			out[i] = &s
+		} else {
+			t.p.add(indexPath(path, i), "expected a string, got %s", describe(e))
+		}
+	}
+	return out
+}
+
+// describe names the TOML type of a decoded value, with the value when it
+// is short, for type errors.
+func describe(v any) string {
+	switch v := v.(type) {
+	case string:
+		return "string " + quote(v)
+	case int64:
+		return "integer " + strconv.FormatInt(v, 10)
+	case float64:
+		return "float " + strconv.FormatFloat(v, 'g', -1, 64)
+	case bool:
+		return "boolean " + strconv.FormatBool(v)
+	case map[string]any:
+		return "a table"
+	case []map[string]any, []any:
+		return "an array"
+	case time.Time:
+		return "datetime " + v.Format(time.RFC3339Nano)
+	default:
+		return fmt.Sprintf("%T", v)
+	}
+}

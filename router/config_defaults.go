@@ -1,0 +1,43 @@
+package router
+
+import "time"
+
+// Defaults for keys a file leaves out. A key that is given keeps its value,
+// even when it is zero: lifetime = "0s" means no lifetime limit.
+const (
+	defaultWorkers             = 0
+	defaultPipeSize            = 1 << 20
+	defaultMaxPipes            = 256
+	defaultServerConnect       = 3 * time.Second
+	defaultLifetime            = 0
+	defaultIdleTimeout         = 5 * time.Minute
+	defaultMaxConnections      = 10000
+	defaultClientConnect       = time.Second
+	defaultConnectAttempts     = 3
+	defaultConsecutiveFailures = 5
+	defaultPenalty             = 60 * time.Second
+)
+
+func (c *rawConfig) setDefaults() {
+	orDefault(&c.workers, defaultWorkers)
+	orDefault(&c.pipeSize, defaultPipeSize)
+	orDefault(&c.maxPipes, defaultMaxPipes)
+	for _, r := range c.routers {
+		for _, s := range r.servers {
+			orDefault(&s.connectTimeout, defaultServerConnect)
+			orDefault(&s.lifetime, defaultLifetime)
+			orDefault(&s.idleTimeout, defaultIdleTimeout)
+			orDefault(&s.maxConnections, defaultMaxConnections)
+		}
+		orDefault(&r.connectTimeout, defaultClientConnect)
+		orDefault(&r.connectAttempts, defaultConnectAttempts)
+		orDefault(&r.consecutiveFailures, defaultConsecutiveFailures)
+		orDefault(&r.penalty, defaultPenalty)
+	}
+}
+
+func orDefault[T any](p **T, v T) {
+	if *p == nil {
+		*p = &v
+	}
+}

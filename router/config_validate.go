@@ -1,0 +1,243 @@
+package router
+
+import (
+	"maps"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchyard-proxy/switchyard/endpoint"
+	"github.com/switchyard-proxy/switchyard/interpreter"
+)
+
+// Limits checked by validation.
+const (
+	maxWorkers         = 1024
+	minPipeSize        = 4096
+	maxPipeSize        = 64 << 20
+	maxMaxPipes        = 65536
+	maxConnectAttempts = 100
+)
+
+// kindStatic is the only interpreter kind so far; knownKinds lists them all
+// for error messages.
+const (
+	kindStatic = "static"
+	knownKinds = kindStatic
+)
+
+var labelPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+// validate checks a defaulted rawConfig and builds the Config from it. The
+// Config is meaningful only if validate added no problems.
+func (c *rawConfig) validate(p *problems) *Config {
+	cfg := &Config{Runtime: RuntimeConfig{
+		Workers:  checkRange(p, "runtime.workers", *c.workers, 0, maxWorkers),
+		PipeSize: checkRange(p, "runtime.pipe_size", *c.pipeSize, minPipeSize, maxPipeSize),
+		MaxPipes: checkRange(p, "runtime.max_pipes", *c.maxPipes, 1, maxMaxPipes),
+	}}
+	if len(c.routers) == 0 {
+		p.add("routers", "at least one [[routers]] table is required")
+	}
+	labels := make(map[string]string)   // label → path of its router
+	listens := make(map[uint16][]owner) // by port: who listens there
+	for _, r := range c.routers {
+		rc := RouterConfig{
+			Label:       r.checkLabel(p, labels),
+			Interpreter: r.checkInterpreter(p),
+			Client: ClientConfig{
+				ConnectTimeout:  checkPositive(p, r.path+".client.connect_timeout", *r.connectTimeout),
+				ConnectAttempts: checkRange(p, r.path+".client.connect_attempts", *r.connectAttempts, 1, maxConnectAttempts),
+				FailureAccrual: endpoint.Accrual{
+					ConsecutiveFailures: checkAtLeast(p, r.path+".client.failure_accrual.consecutive_failures", *r.consecutiveFailures, 0),
+					Penalty:             checkNonNegative(p, r.path+".client.failure_accrual.penalty", *r.penalty),
+				},
+			},
+		}
+		if len(r.servers) == 0 {
+			p.add(r.path+".servers", "at least one [[routers.servers]] table is required")
+		}
+		for _, s := range r.servers {
+			rc.Servers = append(rc.Servers, s.validate(p, rc.Interpreter, listens))
+		}
+		cfg.Routers = append(cfg.Routers, rc)
+	}
+	return cfg
+}
+
+func (r *rawRouter) checkLabel(p *problems, seen map[string]string) string {
+	path := r.path + ".label"
+	switch {
+	case r.label == nil:
+		p.add(path, "required")
+		return ""
+	case !labelPattern.MatchString(*r.label):
+		p.add(path, `%s is not a valid label (use letters, digits, "_", "." and "-")`, quote(*r.label))
+	case seen[*r.label] != "":
+		p.add(path, "%s is already used by %s", quote(*r.label), seen[*r.label])
+	default:
+		seen[*r.label] = r.path
+	}
+	return *r.label
+}
+
+func (r *rawRouter) checkInterpreter(p *problems) InterpreterConfig {
+	path := r.path + ".interpreter"
+	switch {
+	case r.kind == nil:
+		p.add(path+".kind", "required (known: %s)", knownKinds)
+		return InterpreterConfig{}
+	case *r.kind != kindStatic:
+		p.add(path+".kind", "unknown interpreter kind %s (known: %s)", quote(*r.kind), knownKinds)
+		if r.names != nil {
+			p.add(path+".names", "only valid for kind %q", kindStatic)
+		}
+		return InterpreterConfig{Kind: *r.kind}
+	case r.names == nil:
+		p.add(path+".names", "required for kind %q", kindStatic)
+		return InterpreterConfig{Kind: *r.kind}
+	}
+	ic := InterpreterConfig{Kind: *r.kind, Names: make(map[string][]interpreter.Endpoint, len(r.names))}
+	for _, name := range slices.Sorted(maps.Keys(r.names)) {
+		namePath := joinKey(path+".names", name)
+		if !strings.HasPrefix(name, "/") {
+			p.add(namePath, `name must start with "/"`)
+		}
+		eps := make([]interpreter.Endpoint, 0, len(r.names[name]))
+		at := make(map[netip.AddrPort]int)
+		for i, s := range r.names[name] {
+			if s == nil {
+				continue
+			}
+			e, err := interpreter.ParseEndpoint(*s)
+			if err != nil {
+				p.addErr(indexPath(namePath, i), err)
+				continue
+			}
+			if j, dup := at[e.Addr]; dup {
+				p.add(indexPath(namePath, i), "%s is already listed at [%d]", e.Addr, j)
+				continue
+			}
+			at[e.Addr] = i
+			eps = append(eps, e)
+		}
+		ic.Names[name] = eps
+	}
+	return ic
+}
+
+// owner is a server that listens on an address, for conflict messages.
+type owner struct {
+	addr netip.AddrPort
+	path string
+}
+
+// validate checks one server of a router whose interpreter is ic.
+// ic.Names is nil when a static interpreter has no names table at all,
+// which is reported once there rather than once per dst.
+func (s *rawServer) validate(p *problems, ic InterpreterConfig, listens map[uint16][]owner) ServerConfig {
+	sc := ServerConfig{
+		Listen:         s.checkListen(p, listens),
+		ConnectTimeout: checkPositive(p, s.path+".connect_timeout", *s.connectTimeout),
+		Lifetime:       checkNonNegative(p, s.path+".lifetime", *s.lifetime),
+		IdleTimeout:    checkNonNegative(p, s.path+".idle_timeout", *s.idleTimeout),
+		MaxConnections: checkAtLeast(p, s.path+".max_connections", *s.maxConnections, 1),
+	}
+	path := s.path + ".dst"
+	switch {
+	case s.dst == nil:
+		p.add(path, "required")
+		return sc
+	case !strings.HasPrefix(*s.dst, "/"):
+		p.add(path, `%s must start with "/"`, quote(*s.dst))
+	case ic.Kind == kindStatic && ic.Names != nil && ic.Names[*s.dst] == nil:
+		p.add(path, "%s is not a name of the static interpreter", quote(*s.dst))
+	}
+	sc.Dst = *s.dst
+	return sc
+}
+
+// checkListen parses listen and checks that no other server listens there.
+// Port 0 never conflicts: each such listener gets its own ephemeral port.
+// A wildcard address (0.0.0.0, ::) conflicts with every address on its port.
+func (s *rawServer) checkListen(p *problems, listens map[uint16][]owner) netip.AddrPort {
+	path := s.path + ".listen"
+	if s.listen == nil {
+		p.add(path, "required")
+		return netip.AddrPort{}
+	}
+	ap, err := netip.ParseAddrPort(*s.listen)
+	if err != nil {
+		p.add(path, "%s is not an IP:port address (%s)", quote(*s.listen), addrPortProblem(*s.listen, err))
+		return netip.AddrPort{}
+	}
+	if ap.Port() == 0 {
+		return ap
+	}
+	addr := ap.Addr().Unmap()
+	for _, o := range listens[ap.Port()] {
+		other := o.addr.Addr().Unmap()
+		switch {
+		case other == addr:
+			p.add(path, "%s is already used by %s", ap, o.path)
+			return ap
+		case other.IsUnspecified() || addr.IsUnspecified():
+			p.add(path, "%s overlaps %s of %s", ap, o.addr, o.path)
+			return ap
+		}
+	}
+	listens[ap.Port()] = append(listens[ap.Port()], owner{addr: ap, path: s.path})
+	return ap
+}
+
+// addrPortProblem says briefly why s is not an IP:port.
+func addrPortProblem(s string, err error) string {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return "missing port"
+	}
+	host := strings.TrimSuffix(strings.TrimPrefix(s[:i], "["), "]")
+	if _, herr := netip.ParseAddr(host); herr != nil {
+		return "the host must be a literal IP address"
+	}
+	if _, perr := strconv.ParseUint(s[i+1:], 10, 16); perr != nil {
+		return "invalid port"
+	}
+	msg, _, _ := strings.Cut(err.Error(), " parsing ")
+	return msg
+}
+
+func checkRange(p *problems, path string, n, lo, hi int64) int {
+	if n < lo || n > hi {
+		p.add(path, "must be between %d and %d, got %d", lo, hi, n)
+		return 0
+	}
+	return int(n)
+}
+
+func checkAtLeast(p *problems, path string, n, lo int64) int {
+	if n < lo {
+		p.add(path, "must be at least %d, got %d", lo, n)
+		return 0
+	}
+	return int(n)
+}
+
+func checkNonNegative(p *problems, path string, d time.Duration) time.Duration {
+	if d < 0 {
+		p.add(path, "negative duration %s", d)
+		return 0
+	}
+	return d
+}
+
+func checkPositive(p *problems, path string, d time.Duration) time.Duration {
+	if d <= 0 {
+		p.add(path, "must be greater than 0, got %s", d)
+		return 0
+	}
+	return d
+}
