@@ -38,6 +38,7 @@ type Proxy struct {
 	cancel  context.CancelFunc
 	runErr  chan error
 	stop    sync.Once
+	procs   int // GOMAXPROCS before Start, restored by Stop
 }
 
 // Start builds the event loops and routers of cfg, binds every server and
@@ -49,11 +50,12 @@ func Start(cfg *Config, log *slog.Logger) (*Proxy, error) {
 	}
 	// Each loop holds its P even while it waits for events (see
 	// netpoll.Loop.wait): keep one P for everything else.
-	if runtime.GOMAXPROCS(0) < n+1 {
+	procs := runtime.GOMAXPROCS(0)
+	if procs < n+1 {
 		runtime.GOMAXPROCS(n + 1)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Proxy{log: log, cancel: cancel, runErr: make(chan error, n)}
+	p := &Proxy{log: log, cancel: cancel, runErr: make(chan error, n), procs: procs}
 	for i := 0; i < n; i++ {
 		l, err := netpoll.NewLoop(i)
 		if err != nil {
@@ -124,6 +126,9 @@ func (p *Proxy) Stop() error {
 			}
 		}
 		p.cancel()
+		if runtime.GOMAXPROCS(0) > p.procs {
+			runtime.GOMAXPROCS(p.procs)
+		}
 	})
 	return errors.Join(errs...)
 }
