@@ -2,183 +2,336 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
-// A benchCase is one iperf3 client configuration.
-type benchCase struct {
-	name string
-	args []string
-}
-
-var cases = []benchCase{
-	{"P1 fwd", nil},
-	{"P1 rev", []string{"-R"}},
-	{"P4 fwd", []string{"-P", "4"}},
-	{"P4 rev", []string{"-P", "4", "-R"}},
-}
-
 const (
-	targetDirect     = "direct"
-	targetSwitchyard = "switchyard"
-	startTimeout     = 10 * time.Second
+	// Pauses after each measurement, so that one's TIME_WAIT sockets and
+	// teardown do not land in the next. connrate leaves the most.
+	settlePause         = 500 * time.Millisecond
+	settleAfterConnrate = 1500 * time.Millisecond
+	// idleSettle lets a proxy finish the bookkeeping of the last idle
+	// connections before its memory is read.
+	idleSettle = 300 * time.Millisecond
+	// idleDrainTimeout bounds the wait for a proxy and the echo server to
+	// close their sides of the idle connections.
+	idleDrainTimeout = 30 * time.Second
+	warmupSecs       = 1
 )
 
-// runResult is one iperf3 run. cpuSeconds is set for switchyard runs only.
-type runResult struct {
-	round      int
-	bcase      benchCase
-	target     string
-	iperf      iperfSum
-	cpuSeconds float64
-	err        error
+// A sample is one figure of one target in one round.
+type sample struct {
+	round  int
+	target string
+	figure string
+	value  float64
 }
 
-// cpuPerGiB is the router's CPU seconds per GiB received, NaN if unknown.
-func (r runResult) cpuPerGiB() float64 {
-	if r.target != targetSwitchyard || r.err != nil || r.iperf.bytes <= 0 {
-		return nan
-	}
-	return r.cpuSeconds / (r.iperf.bytes / (1 << 30))
+// A failure is a measurement that produced nothing.
+type failure struct {
+	round  int
+	target string
+	what   string
+	err    error
 }
 
-// testbed is the iperf3 server and the router in front of it.
-type testbed struct {
-	dir         string
-	iperfServer *child
-	router      *child
-	iperfPort   int
-	routerPort  int
+// results are what a run measured, in the order it measured it.
+type results struct {
+	samples  []sample
+	failures []failure
+	notes    []string
 }
 
-// bench sets up the testbed, runs every round and tears the testbed down.
-// The error is about the testbed or an interruption; failed runs are
-// reported in the results. The results so far are returned in every case.
-func bench(ctx context.Context, o options, progress io.Writer) (results []runResult, err error) {
-	tb, err := startTestbed(ctx, o, progress)
-	if tb != nil {
-		defer func() {
-			if cerr := tb.close(); err == nil && cerr != nil {
-				err = cerr
-			}
-		}()
-	}
-	if err != nil {
-		return nil, err
-	}
-	for round := 1; round <= o.runs; round++ {
-		for _, c := range cases {
-			for _, target := range []string{targetDirect, targetSwitchyard} {
-				r := tb.measure(ctx, o, round, c, target, progress)
-				fmt.Fprintf(progress, "round %d/%d  %-6s  %-10s  %s\n", round, o.runs, c.name, target, describe(r))
-				if ctx.Err() != nil {
-					return results, fmt.Errorf("interrupted: %w", context.Cause(ctx))
-				}
-				if r.target == targetSwitchyard && tb.router.exited() {
-					return append(results, r), fmt.Errorf("switchyard exited during the run: %v\n%s", tb.router.waitErr(), tb.router.logTail())
-				}
-				results = append(results, r)
-			}
-		}
-	}
-	return results, nil
+// step is one measurement of a round, run against every target in turn.
+type step struct {
+	measurement string
+	tcase       benchCase // for throughput
 }
 
-func startTestbed(ctx context.Context, o options, progress io.Writer) (*testbed, error) {
-	dir, err := os.MkdirTemp("", "switchyard-bench-")
-	if err != nil {
-		return nil, err
+func (s step) String() string {
+	if s.measurement == measureThroughput {
+		return s.tcase.name
 	}
-	tb := &testbed{dir: dir}
-	ports, err := freePorts(2)
-	if err != nil {
-		return tb, err
-	}
-	tb.iperfPort, tb.routerPort = ports[0], ports[1]
-
-	fmt.Fprintf(progress, "starting iperf3 server on 127.0.0.1:%d\n", tb.iperfPort)
-	tb.iperfServer, err = startChild("iperf3 server", filepath.Join(dir, "iperf3.log"),
-		"iperf3", "-s", "-B", "127.0.0.1", "-p", strconv.Itoa(tb.iperfPort))
-	if err != nil {
-		return tb, err
-	}
-	tb.iperfServer.anyExitOnStop = true
-	if err := waitAccept(ctx, loopback(tb.iperfPort), tb.iperfServer, startTimeout); err != nil {
-		return tb, err
-	}
-
-	cfgPath := filepath.Join(dir, "switchyard.toml")
-	cfg := routerConfig(loopback(tb.routerPort), loopback(tb.iperfPort), o.workers, o.pipeSize)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		return tb, err
-	}
-	fmt.Fprintf(progress, "starting %s on 127.0.0.1:%d -> 127.0.0.1:%d\n", o.switchyard, tb.routerPort, tb.iperfPort)
-	tb.router, err = startChild("switchyard", filepath.Join(dir, "switchyard.log"), o.switchyard, "-config", cfgPath)
-	if err != nil {
-		return tb, err
-	}
-	return tb, waitAccept(ctx, loopback(tb.routerPort), tb.router, startTimeout)
+	return s.measurement
 }
 
-// close stops the children and removes the temp dir. It is safe on a
-// partly started testbed.
-func (tb *testbed) close() error {
-	var err error
-	for _, c := range []*child{tb.router, tb.iperfServer} {
-		if c == nil {
+// figValue is one figure's value from one measurement.
+type figValue struct {
+	figure string
+	value  float64
+}
+
+// bencher runs the rounds. It owns its fields; nothing runs concurrently
+// with it but the load generators it calls.
+type bencher struct {
+	o        options
+	progress io.Writer
+	dir      string
+	be       *backends
+	targets  []*target
+	idleN    int
+	nofile   uint64
+	res      results
+}
+
+func (b *bencher) steps() []step {
+	var out []step
+	for _, m := range b.o.only {
+		if m != measureThroughput {
+			out = append(out, step{measurement: m})
 			continue
 		}
-		if serr := c.stop(); serr != nil && err == nil {
-			err = fmt.Errorf("%w\n%s", serr, c.logTail())
+		for _, c := range cases {
+			out = append(out, step{measurement: m, tcase: c})
 		}
 	}
-	os.RemoveAll(tb.dir)
-	return err
+	return out
 }
 
-// measure runs one iperf3 client against target, reading the router's CPU
-// time around switchyard runs.
-func (tb *testbed) measure(ctx context.Context, o options, round int, c benchCase, target string, progress io.Writer) runResult {
-	r := runResult{round: round, bcase: c, target: target}
-	port := tb.iperfPort
-	if target == targetSwitchyard {
-		port = tb.routerPort
-	}
-	var before uint64
-	if target == targetSwitchyard {
-		if before, r.err = cpuTicks(tb.router.pid()); r.err != nil {
-			return r
+func (b *bencher) note(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	b.res.notes = append(b.res.notes, s)
+	fmt.Fprintln(b.progress, "note: "+s)
+}
+
+// run runs every round: each step against every target, the targets in an
+// order rotated every round so that none is always first. The error is
+// about the run as a whole (interrupted, a backend died); failed
+// measurements are in b.res.
+func (b *bencher) run(ctx context.Context) error {
+	if b.o.only[0] == measureThroughput {
+		fmt.Fprintf(b.progress, "warm-up: %d s iperf3 direct (not recorded)\n", warmupSecs)
+		if _, err := runIperf(ctx, b.be.iperfPort, warmupSecs, nil, b.progress); err != nil {
+			fmt.Fprintf(b.progress, "warm-up failed: %v\n", err)
 		}
 	}
-	if r.iperf, r.err = runIperf(ctx, port, o.secs, c.args, progress); r.err != nil {
-		return r
-	}
-	if target == targetSwitchyard {
-		var after uint64
-		if after, r.err = cpuTicks(tb.router.pid()); r.err != nil {
-			return r
+	for round := 1; round <= b.o.runs; round++ {
+		if err := b.round(ctx, round); err != nil {
+			return err
 		}
-		r.cpuSeconds = float64(after-before) / clockTicksPerSecond
 	}
-	return r
+	return nil
 }
 
-func describe(r runResult) string {
-	if r.err != nil {
-		return "FAILED: " + r.err.Error()
+func (b *bencher) round(ctx context.Context, round int) (err error) {
+	order := rotate(b.targets, round-1)
+	defer func() {
+		for _, t := range order {
+			if serr := t.stop(); serr != nil && t.down == nil {
+				b.fail(round, t, "stop", serr)
+			}
+		}
+	}()
+	for _, t := range order {
+		dir := filepath.Join(b.dir, "round-"+strconv.Itoa(round), t.name)
+		if err := t.start(ctx, dir, b.be, b.idleN+100, b.nofile); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted: %w", context.Cause(ctx))
+			}
+			b.fail(round, t, "start", err)
+			t.down = err
+		}
 	}
-	s := fmt.Sprintf("%6.2f Gb/s", r.iperf.bitsPerSecond/1e9)
-	if r.target == targetSwitchyard {
-		s += fmt.Sprintf("  %.3f CPU s/GiB", r.cpuPerGiB())
+	for _, st := range b.steps() {
+		for _, t := range order {
+			if t.down != nil || (st.measurement == measureIdle && t.proxy == nil) {
+				continue
+			}
+			b.measure(ctx, round, st, t)
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted: %w", context.Cause(ctx))
+			}
+			note, err := b.be.check(ctx)
+			if note != "" {
+				b.note("round %d: %s", round, note)
+			}
+			if err != nil {
+				return err
+			}
+			pause := settlePause
+			if st.measurement == measureConnrate {
+				pause = settleAfterConnrate
+			}
+			sleepCtx(ctx, pause)
+		}
 	}
-	return s
+	return nil
 }
 
-func loopback(port int) string {
-	return "127.0.0.1:" + strconv.Itoa(port)
+// measure runs one step against one target and records what it got.
+func (b *bencher) measure(ctx context.Context, round int, st step, t *target) {
+	var vals []figValue
+	var detail string
+	var err error
+	switch st.measurement {
+	case measureThroughput:
+		vals, detail, err = b.throughput(ctx, t, st.tcase)
+	case measureConnrate:
+		vals, detail, err = b.connrate(ctx, round, t)
+	case measureRTT:
+		vals, detail, err = b.rtt(ctx, t)
+	case measureIdle:
+		vals, detail, err = b.idle(ctx, round, t)
+	}
+	if derr := t.died(); derr != nil {
+		t.down = derr
+		err = errors.Join(err, derr)
+	}
+	prefix := fmt.Sprintf("round %d/%d  %-10s  %-12s ", round, b.o.runs, st, t.name)
+	if err != nil {
+		if ctx.Err() == nil {
+			b.fail(round, t, st.String(), err)
+		}
+		fmt.Fprintf(b.progress, "%s FAILED: %s\n", prefix, firstLine(err.Error()))
+		return
+	}
+	for _, v := range vals {
+		b.res.samples = append(b.res.samples, sample{round: round, target: t.name, figure: v.figure, value: v.value})
+	}
+	fmt.Fprintf(b.progress, "%s %s\n", prefix, detail)
+}
+
+func (b *bencher) fail(round int, t *target, what string, err error) {
+	b.res.failures = append(b.res.failures, failure{round: round, target: t.name, what: what, err: err})
+}
+
+// throughput runs one iperf3 case through t, reading the proxy's CPU time
+// around it.
+func (b *bencher) throughput(ctx context.Context, t *target, c benchCase) ([]figValue, string, error) {
+	var before treeSample
+	var err error
+	if t.proc != nil {
+		if before, err = sampleTree(t.proc.pid()); err != nil {
+			return nil, "", err
+		}
+	}
+	sum, err := runIperf(ctx, t.iperfPort, b.o.secs, c.args, b.progress)
+	if err != nil {
+		return nil, "", err
+	}
+	if sum.bytes <= 0 {
+		return nil, "", errors.New("iperf3 received no bytes")
+	}
+	gbps := sum.bitsPerSecond / 1e9
+	vals := []figValue{{"gbps_" + c.tag, gbps}}
+	detail := fmt.Sprintf("%6.2f Gb/s", gbps)
+	if t.proc != nil {
+		after, err := sampleTree(t.proc.pid())
+		if err != nil {
+			return nil, "", err
+		}
+		perGiB := (after.cpuSeconds() - before.cpuSeconds()) / (sum.bytes / (1 << 30))
+		vals = append(vals, figValue{"cpu_s_per_gib_" + c.tag, perGiB})
+		detail += fmt.Sprintf("  %.3f CPU s/GiB", perGiB)
+	}
+	return vals, detail, nil
+}
+
+func (b *bencher) connrate(ctx context.Context, round int, t *target) ([]figValue, string, error) {
+	r, err := connrate(ctx, loopback(t.echoPort), connrateConfig{
+		Concurrency: b.o.connrateC,
+		Duration:    time.Duration(b.o.connrateSecs) * time.Second,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	if r.Errors > 0 {
+		b.note("round %d, %s: connrate: %d of %d connections failed (first: %v)", round, t.name, r.Errors, r.Errors+r.Conns, r.FirstErr)
+	}
+	vals := []figValue{{figConnPerSec, r.perSecond()}, {figConnP99, ms(r.P99)}}
+	return vals, fmt.Sprintf("%6.0f conn/s  p50 %.2f ms  p99 %.2f ms  %d errors", r.perSecond(), ms(r.P50), ms(r.P99), r.Errors), nil
+}
+
+func (b *bencher) rtt(ctx context.Context, t *target) ([]figValue, string, error) {
+	r, err := rtt(ctx, loopback(t.echoPort), rttConfig{N: b.o.rttN, Size: b.o.rttSize})
+	if err != nil {
+		return nil, "", err
+	}
+	vals := []figValue{{figRTTP50, us(r.P50)}, {figRTTP99, us(r.P99)}, {figRTTP999, us(r.P999)}}
+	return vals, fmt.Sprintf("RTT p50 %.1f µs  p99 %.1f µs  p99.9 %.1f µs", us(r.P50), us(r.P99), us(r.P999)), nil
+}
+
+// idle holds b.idleN connections through t's proxy and charges the growth
+// of the proxy's descriptors and resident memory to them.
+func (b *bencher) idle(ctx context.Context, round int, t *target) ([]figValue, string, error) {
+	pid := t.proc.pid()
+	echoSockets, err := countSockets(b.be.echo.pid())
+	if err != nil {
+		return nil, "", err
+	}
+	before, err := sampleTree(pid)
+	if err != nil {
+		return nil, "", err
+	}
+	set, err := openIdle(ctx, loopback(t.echoPort), idleConfig{N: b.idleN})
+	if err != nil {
+		return nil, "", err
+	}
+	defer func() {
+		set.Close()
+		b.drain(ctx, round, t, before.fds, echoSockets)
+	}()
+	n := set.established()
+	if set.errors > 0 {
+		b.note("round %d, %s: idle: %d of %d connections failed (first: %v); figures are per established connection",
+			round, t.name, set.errors, b.idleN, set.firstErr)
+	}
+	if n == 0 {
+		return nil, "", fmt.Errorf("no idle connection established (first error: %v)", set.firstErr)
+	}
+	sleepCtx(ctx, idleSettle)
+	after, err := sampleTree(pid)
+	if err != nil {
+		return nil, "", err
+	}
+	fds := float64(after.fds-before.fds) / float64(n)
+	rss := float64(after.rssBytes-before.rssBytes) / float64(n)
+	vals := []figValue{{figIdleFds, fds}, {figIdleRSS, rss}}
+	return vals, fmt.Sprintf("%d idle conns  %.2f fds/conn  %.0f B RSS/conn", n, fds, rss), nil
+}
+
+// drain waits until t's proxy and the echo server have closed their sides
+// of the idle connections, so that the next target's idle test finds the
+// echo server's descriptors free.
+func (b *bencher) drain(ctx context.Context, round int, t *target, proxyFds, echoSockets int) {
+	const slack = 16
+	deadline := time.Now().Add(idleDrainTimeout)
+	for ctx.Err() == nil {
+		s, serr := sampleTree(t.proc.pid())
+		e, eerr := countSockets(b.be.echo.pid())
+		proxyDone := t.proc.exited() || (serr == nil && s.fds <= proxyFds+slack)
+		if proxyDone && eerr == nil && e <= echoSockets+slack {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.note("round %d, %s: idle: %v after closing, the proxy still has %d fds (had %d) and the echo server %d sockets (had %d)",
+				round, t.name, idleDrainTimeout, s.fds, proxyFds, e, echoSockets)
+			return
+		}
+		sleepCtx(ctx, 100*time.Millisecond)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// failureNotes lists the failures, one line each, for the summary.
+func failureNotes(fs []failure) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, fmt.Sprintf("round %d, %s, %s failed: %s", f.round, f.target, f.what, strings.TrimSpace(firstLine(f.err.Error()))))
+	}
+	return out
 }

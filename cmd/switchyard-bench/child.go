@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -14,8 +13,8 @@ import (
 
 const stopGrace = 5 * time.Second
 
-// child is a long-running helper process (the iperf3 server, the router)
-// in its own process group, with its output in a log file.
+// child is a long-running helper process (a backend server, a proxy) in
+// its own process group, with its output in a log file.
 type child struct {
 	name    string
 	cmd     *exec.Cmd
@@ -125,30 +124,6 @@ func (c *child) logTail() string {
 		s = "..." + s[len(s)-max:]
 	}
 	return fmt.Sprintf("--- %s log ---\n%s", c.name, s)
-}
-
-// waitAccept waits until addr accepts a TCP connection, failing early if
-// owner exits first.
-func waitAccept(ctx context.Context, addr string, owner *child, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			conn.Close()
-			return nil
-		}
-		if owner.exited() {
-			return fmt.Errorf("%v before accepting on %s\n%s", owner.waitErr(), addr, owner.logTail())
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not accepting on %s after %v: %w\n%s", owner.name, addr, timeout, err, owner.logTail())
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("interrupted: %w", context.Cause(ctx))
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 // freePorts returns n distinct loopback ports that were free a moment ago.

@@ -5,9 +5,9 @@ import (
 	"strings"
 )
 
-// routerConfig is a switchyard configuration forwarding listen to upstream.
-// pipeSize 0 leaves runtime.pipe_size at the router's default.
-func routerConfig(listen, upstream string, workers, pipeSize int) string {
+// routerConfig is a switchyard configuration with one router serving both
+// routes. pipeSize 0 leaves runtime.pipe_size at the router's default.
+func routerConfig(r routes, workers, pipeSize int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[runtime]\nworkers = %d\n", workers)
 	if pipeSize > 0 {
@@ -20,9 +20,16 @@ label = "bench"
   kind = "static"
   [routers.interpreter.names]
   "/svc/iperf" = [%q]
+  "/svc/echo" = [%q]
+`, r.iperfUpstream, r.echoUpstream)
+	for _, s := range []struct{ listen, dst string }{{r.iperfListen, "/svc/iperf"}, {r.echoListen, "/svc/echo"}} {
+		fmt.Fprintf(&b, `
   [[routers.servers]]
   listen = %q
-  dst = "/svc/iperf"
-`, upstream, listen)
+  dst = %q
+  idle_timeout = "10m"
+  max_connections = %d
+`, s.listen, s.dst, r.maxConns)
+	}
 	return b.String()
 }

@@ -14,6 +14,20 @@ import (
 	"time"
 )
 
+// A benchCase is one iperf3 client configuration.
+type benchCase struct {
+	tag  string // in figure names: gbps_<tag>
+	name string // in the table
+	args []string
+}
+
+var cases = []benchCase{
+	{"p1_fwd", "P1 fwd", nil},
+	{"p1_rev", "P1 rev", []string{"-R"}},
+	{"p4_fwd", "P4 fwd", []string{"-P", "4"}},
+	{"p4_rev", "P4 rev", []string{"-P", "4", "-R"}},
+}
+
 const (
 	// iperf3 clients get this long beyond -t to connect and report.
 	iperfSlack = 30 * time.Second

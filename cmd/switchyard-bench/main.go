@@ -1,39 +1,39 @@
-// Command switchyard-bench measures TCP throughput through the router and
-// directly, over loopback, with iperf3, and the router's CPU cost per GiB.
-// It is what `make bench` runs.
+// Command switchyard-bench compares Switchyard with a direct connection and
+// with HAProxy and nginx stream, over loopback. It is what `make bench` runs.
 //
-//	switchyard-bench [-switchyard bin/switchyard] [-secs 5] [-runs 3] [-workers 0] [-pipe-size 0] [-out results.csv]
+//	switchyard-bench [-switchyard [NAME=]PATH]... [-targets direct,switchyard,haproxy,nginx]
+//	                 [-only throughput,connrate,rtt,idle] [-runs N] [-out-dir bench/results]
+//	switchyard-bench -profile-dir DIR [-switchyard PATH]
 //
-// It starts an iperf3 server and a switchyard child forwarding a free port to
-// it, then for each round runs every case directly and through the router,
-// interleaved so that drift of the machine affects both alike. The markdown
-// table goes to stdout, progress to stderr. Every child is stopped on exit,
-// on error and on SIGINT/SIGTERM.
+// It starts an iperf3 server and switchyard-echo as backends and, every
+// round, a fresh instance of every proxy fronting both. Each round runs
+// each measurement against every target in turn, the targets in an order
+// rotated every round, so that drift of the machine touches all alike:
+//
+//   - throughput: iperf3 -J, 1 and 4 streams, both directions, with the
+//     proxy's CPU seconds per GiB read from /proc over its process tree;
+//   - connrate: workers looping connect, echo 32 B, close;
+//   - rtt: ping-pong latency percentiles on one persistent connection;
+//   - idle: descriptors and resident memory per held connection.
+//
+// The markdown table goes to stdout, progress to stderr, and a JSON summary
+// (read by switchyard-benchplot) to -out-dir. Every child is stopped on
+// exit, on error and on SIGINT/SIGTERM.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
+	"time"
 )
-
-const iperfMissing = "switchyard-bench: iperf3 not found; install it with: apt-get install -y iperf3"
-
-// options are the command-line settings.
-type options struct {
-	switchyard string
-	secs       int
-	runs       int
-	workers    int
-	pipeSize   int
-	out        string
-}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -43,81 +43,187 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	opts, err := parseFlags(args, stderr)
+	o, err := parseFlags(args, os.Getenv, stderr)
 	if err != nil {
 		return 2
 	}
-	if _, err := exec.LookPath("iperf3"); err != nil {
-		fmt.Fprintln(stderr, iperfMissing)
+	sys := hostSystem()
+	if err := sys.ensureIperf3(ctx, stderr); err != nil {
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	if _, err := os.Stat(opts.switchyard); err != nil {
-		fmt.Fprintf(stderr, "switchyard-bench: %v (build it with: go build -o bin/switchyard ./cmd/switchyard)\n", err)
-		return 1
-	}
-	results, benchErr := bench(ctx, opts, stderr)
-	code := 0
-	if len(results) > 0 {
-		writeTable(stdout, summarize(results), opts)
-		if opts.out != "" {
-			if err := writeCSVFile(opts.out, results); err != nil {
-				fmt.Fprintf(stderr, "switchyard-bench: %v\n", err)
-				code = 1
-			}
+	for _, b := range o.builds {
+		if o.profileDir == "" && !slices.Contains(o.targets, b.name) {
+			continue
 		}
-		code = max(code, reportFailures(stderr, results))
+		if _, err := os.Stat(b.path); err != nil {
+			fmt.Fprintf(stderr, "switchyard-bench: %v (build it with: go build -o bin/switchyard ./cmd/switchyard)\n", err)
+			return 1
+		}
 	}
-	if benchErr != nil {
-		fmt.Fprintf(stderr, "switchyard-bench: %v\n", benchErr)
-		code = 1
+	code, err := bench(ctx, o, sys, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "switchyard-bench: %v\n", err)
+		return 1
 	}
 	return code
 }
 
-func parseFlags(args []string, stderr io.Writer) (options, error) {
-	fs := flag.NewFlagSet("switchyard-bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var o options
-	fs.StringVar(&o.switchyard, "switchyard", "bin/switchyard", "`path` of the switchyard binary to measure")
-	fs.IntVar(&o.secs, "secs", 5, "iperf3 `seconds` per run")
-	fs.IntVar(&o.runs, "runs", 3, "rounds: each case is run this many `times` directly and through the router")
-	fs.IntVar(&o.workers, "workers", 0, "router event loops (runtime.workers); 0: one per CPU")
-	fs.IntVar(&o.pipeSize, "pipe-size", 0, "router splice pipe size in `bytes` (runtime.pipe_size); 0: the router's default")
-	fs.StringVar(&o.out, "out", "", "also write every run as CSV to this `file`")
-	if err := fs.Parse(args); err != nil {
-		return o, err
+// bench sets up the backends, runs the rounds or the profile and reports.
+func bench(ctx context.Context, o options, sys system, stdout, stderr io.Writer) (code int, err error) {
+	start := time.Now()
+	b := &bencher{o: o, progress: stderr}
+	if b.nofile, err = raiseOpenFiles(); err != nil {
+		fmt.Fprintf(stderr, "switchyard-bench: cannot raise the open-files limit (now %d): %v\n", b.nofile, err)
 	}
-	var errs []error
-	if fs.NArg() > 0 {
-		errs = append(errs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	if b.dir, err = os.MkdirTemp("", "switchyard-bench-"); err != nil {
+		return 1, err
 	}
-	if o.secs < 1 {
-		errs = append(errs, errors.New("-secs: must be at least 1"))
+	defer os.RemoveAll(b.dir)
+	b.be, err = startBackends(ctx, o, b.dir, stderr)
+	defer func() {
+		if cerr := b.be.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	if err != nil {
+		return 1, err
 	}
-	if o.runs < 1 {
-		errs = append(errs, errors.New("-runs: must be at least 1"))
+	if o.profileDir != "" {
+		return 0, profileRun(ctx, b, stdout)
 	}
-	if o.workers < 0 {
-		errs = append(errs, errors.New("-workers: must not be negative"))
+	if err := b.prepare(sys); err != nil {
+		return 1, err
 	}
-	if o.pipeSize < 0 {
-		errs = append(errs, errors.New("-pipe-size: must not be negative"))
-	}
-	if err := errors.Join(errs...); err != nil {
-		fmt.Fprintf(stderr, "switchyard-bench: %v\n", err)
-		return o, err
-	}
-	return o, nil
-}
+	runErr := b.run(ctx)
 
-// reportFailures lists the failed runs on stderr and returns the exit code.
-func reportFailures(stderr io.Writer, results []runResult) int {
-	code := 0
-	for _, r := range results {
-		if r.err != nil {
-			fmt.Fprintf(stderr, "switchyard-bench: round %d, %s, %s: %v\n", r.round, r.bcase.name, r.target, r.err)
+	s := b.summary(gitCommit(runGit), start)
+	writeTable(stdout, s)
+	// An unfinished run would pass for a complete one in the results folder.
+	if runErr == nil {
+		path, werr := writeSummary(o.outDir, s, start)
+		if werr != nil {
+			fmt.Fprintf(stderr, "switchyard-bench: %v\n", werr)
+			code = 1
+		} else {
+			fmt.Fprintf(stdout, "\nJSON: %s\n", path)
+		}
+	} else {
+		fmt.Fprintln(stdout, "\nThe run did not finish; no JSON summary written.")
+	}
+	if o.csvOut != "" {
+		if err := writeCSVFile(o.csvOut, b.res); err != nil {
+			fmt.Fprintf(stderr, "switchyard-bench: %v\n", err)
 			code = 1
 		}
 	}
-	return code
+	for _, f := range b.res.failures {
+		fmt.Fprintf(stderr, "switchyard-bench: round %d, %s, %s: %v\n", f.round, f.target, f.what, f.err)
+		code = 1
+	}
+	if runErr != nil {
+		return 1, runErr
+	}
+	return code, nil
+}
+
+// prepare sizes the idle test and sets up the targets, noting those that
+// cannot run here.
+func (b *bencher) prepare(sys system) error {
+	echoFds, err := b.be.echoFdsPerConn()
+	if err != nil {
+		return fmt.Errorf("measuring the echo server's fds per connection: %w", err)
+	}
+	perConn := max(2, echoFds)
+	b.idleN = min(b.o.idleN, idleCap(b.nofile, perConn))
+	if n := idleNote(b.o.idleN, b.idleN, b.nofile, echoFds); n != "" {
+		b.note("%s", n)
+	}
+	if b.idleN == 0 {
+		b.o.only = slices.DeleteFunc(slices.Clone(b.o.only), func(m string) bool { return m == measureIdle })
+	}
+	tools := []string{"iperf3"}
+	for _, name := range b.o.targets {
+		t := &target{name: name}
+		switch name {
+		case targetDirect:
+		case targetHAProxy:
+			t.proxy, err = sys.haproxy()
+		case targetNginx:
+			t.proxy, err = sys.nginx()
+		default:
+			bld := b.o.build(name)
+			t.proxy = switchyardProxy{path: bld.path, workers: b.o.workers, pipeSize: b.o.pipeSize}
+			b.note("%s: %s, %s; workers=%d pipe_size=%s", name, bld.path, firstLine(versionOf(bld.path)), b.o.workers, pipeSizeName(b.o.pipeSize))
+		}
+		if err != nil {
+			b.note("%s skipped: %v", name, err)
+			err = nil
+			continue
+		}
+		if name == targetHAProxy || name == targetNginx {
+			tools = append(tools, name)
+		}
+		b.targets = append(b.targets, t)
+	}
+	b.note("versions: %s", sys.versions(tools))
+	if len(b.o.only) == 0 {
+		return errors.New("nothing to measure")
+	}
+	return nil
+}
+
+func (b *bencher) summary(commit string, start time.Time) summary {
+	s := summary{
+		Commit: commit,
+		Date:   start.UTC().Format(time.RFC3339),
+		Host:   hostInfo(),
+		Settings: settings{
+			Runs: b.o.runs, IperfSecs: b.o.secs, ConnrateSecs: b.o.connrateSecs, ConnrateConcurrency: b.o.connrateC,
+			RTTN: b.o.rttN, RTTSize: b.o.rttSize, IdleN: b.idleN,
+		},
+		Targets: []string{},
+		Notes:   append(append([]string{}, b.res.notes...), failureNotes(b.res.failures)...),
+		Figures: summarize(b.targetNames(), b.res.samples),
+	}
+	s.Targets = append(s.Targets, b.targetNames()...)
+	return s
+}
+
+func (b *bencher) targetNames() []string {
+	var out []string
+	for _, t := range b.targets {
+		out = append(out, t.name)
+	}
+	return out
+}
+
+func (o options) build(name string) build {
+	for _, b := range o.builds {
+		if b.name == name {
+			return b
+		}
+	}
+	return build{}
+}
+
+func runGit(args ...string) (string, error) {
+	out, err := exec.Command("git", args...).Output()
+	return string(out), err
+}
+
+// versionOf is what a switchyard binary says of its version.
+func versionOf(path string) string {
+	out, err := exec.Command(path, "-version").Output()
+	if err != nil {
+		return "version unknown"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func pipeSizeName(n int) string {
+	if n == 0 {
+		return "default"
+	}
+	return fmt.Sprint(n)
 }

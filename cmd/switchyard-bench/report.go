@@ -7,58 +7,80 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"strings"
 )
 
-// caseSummary is one row of the table.
-type caseSummary struct {
-	name       string
-	direct     spread // Gb/s
-	switchyard spread // Gb/s
-	cpuPerGiB  spread // switchyard CPU s/GiB
-}
-
-// summarize groups the successful runs by case, in the order of cases.
-func summarize(results []runResult) []caseSummary {
-	var out []caseSummary
-	for _, c := range cases {
-		var direct, proxied, cpu []float64
-		for _, r := range results {
-			if r.bcase.name != c.name || r.err != nil {
+// writeTable prints s as markdown: a row per figure, a column per target.
+// Each cell is the median, with min–max over the rounds, and for proxies
+// how it compares to direct.
+func writeTable(w io.Writer, s summary) {
+	fmt.Fprintf(w, "## switchyard-bench %s, %s, %d CPUs, kernel %s, %d round(s)\n\n", s.Commit, s.Date, s.Host.CPUs, s.Host.Kernel, s.Settings.Runs)
+	fmt.Fprintf(w, "| figure | %s |\n", strings.Join(s.Targets, " | "))
+	fmt.Fprintf(w, "|---|%s\n", strings.Repeat("--:|", len(s.Targets)))
+	for _, f := range figures {
+		cells := make([]string, len(s.Targets))
+		found := false
+		for i, t := range s.Targets {
+			cells[i] = "–"
+			fs, ok := s.find(t, f.name)
+			if !ok {
 				continue
 			}
-			gbps := r.iperf.bitsPerSecond / 1e9
-			if r.target == targetDirect {
-				direct = append(direct, gbps)
-			} else {
-				proxied = append(proxied, gbps)
-				cpu = append(cpu, r.cpuPerGiB())
+			found = true
+			cells[i] = cell(f, fs)
+			if t == targetDirect {
+				continue
+			}
+			if d, ok := s.find(targetDirect, f.name); ok {
+				cells[i] += compared(f, fs.Median, d.Median)
 			}
 		}
-		out = append(out, caseSummary{c.name, spreadOf(direct), spreadOf(proxied), spreadOf(cpu)})
+		if found {
+			arrow := "↑"
+			if f.better == lowerIsBetter {
+				arrow = "↓"
+			}
+			fmt.Fprintf(w, "| %s %s | %s |\n", f.label, arrow, strings.Join(cells, " | "))
+		}
 	}
-	return out
+	fmt.Fprintf(w, "\nCells: median (min–max) over the rounds; ↑/↓: higher/lower is better; "+
+		"%% of direct's median for throughput and conn/s, +added over direct's median for latencies. %s.\n", s.Settings)
+	if len(s.Notes) > 0 {
+		fmt.Fprintln(w, "\nNotes:")
+		for _, n := range s.Notes {
+			fmt.Fprintf(w, "- %s\n", n)
+		}
+	}
 }
 
-func writeTable(w io.Writer, rows []caseSummary, o options) {
-	fmt.Fprintln(w, "| case | direct Gb/s (median, min–max) | switchyard Gb/s (median, min–max) | ratio % | switchyard CPU s/GiB (median) |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
-	for _, r := range rows {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", r.name, gbpsCell(r.direct), gbpsCell(r.switchyard),
-			number(100*r.switchyard.median/r.direct.median, 1), number(r.cpuPerGiB.median, 3))
+func cell(f figure, fs figureSummary) string {
+	c := number(fs.Median, f.decimals)
+	if len(fs.Values) > 1 {
+		c += fmt.Sprintf(" (%s–%s)", number(fs.Min, f.decimals), number(fs.Max, f.decimals))
 	}
-	pipe := "default"
-	if o.pipeSize > 0 {
-		pipe = strconv.Itoa(o.pipeSize)
-	}
-	fmt.Fprintf(w, "\niperf3 -t %d, %d round(s), switchyard workers=%d pipe_size=%s; ratio = switchyard median / direct median.\n",
-		o.secs, o.runs, o.workers, pipe)
+	return c
 }
 
-func gbpsCell(s spread) string {
-	if math.IsNaN(s.median) {
-		return "n/a"
+// compared is how a proxy's median relates to direct's, or "".
+func compared(f figure, median, direct float64) string {
+	switch f.relation {
+	case shareOfDirect:
+		if direct == 0 {
+			return ""
+		}
+		return fmt.Sprintf(" · %.0f%%", 100*median/direct)
+	case addedOverDirect:
+		return " · " + signed(median-direct, f.decimals)
 	}
-	return fmt.Sprintf("%.2f (%.2f–%.2f)", s.median, s.min, s.max)
+	return ""
+}
+
+func signed(x float64, decimals int) string {
+	s := number(x, decimals)
+	if x >= 0 {
+		s = "+" + s
+	}
+	return s
 }
 
 func number(x float64, decimals int) string {
@@ -68,42 +90,31 @@ func number(x float64, decimals int) string {
 	return strconv.FormatFloat(x, 'f', decimals, 64)
 }
 
-var csvHeader = []string{"round", "case", "target", "gbps", "bytes", "cpu_seconds", "cpu_s_per_gib", "error"}
+var csvHeader = []string{"round", "target", "figure", "value", "error"}
 
-// writeCSVFile writes one row per run, failed ones included.
-func writeCSVFile(path string, results []runResult) error {
+// writeCSVFile writes one row per sample, and one per failure with the
+// failed measurement in place of the figure.
+func writeCSVFile(path string, res results) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := writeCSV(f, results); err != nil {
+	if err := writeCSV(f, res); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return f.Close()
 }
 
-func writeCSV(w io.Writer, results []runResult) error {
+func writeCSV(w io.Writer, res results) error {
 	cw := csv.NewWriter(w)
 	cw.Write(csvHeader)
-	for _, r := range results {
-		cw.Write(csvRow(r))
+	for _, s := range res.samples {
+		cw.Write([]string{strconv.Itoa(s.round), s.target, s.figure, strconv.FormatFloat(s.value, 'g', 8, 64), ""})
+	}
+	for _, f := range res.failures {
+		cw.Write([]string{strconv.Itoa(f.round), f.target, f.what, "", f.err.Error()})
 	}
 	cw.Flush()
 	return cw.Error()
-}
-
-func csvRow(r runResult) []string {
-	row := []string{strconv.Itoa(r.round), r.bcase.name, r.target, "", "", "", "", ""}
-	if r.err != nil {
-		row[7] = r.err.Error()
-		return row
-	}
-	row[3] = strconv.FormatFloat(r.iperf.bitsPerSecond/1e9, 'f', 3, 64)
-	row[4] = strconv.FormatFloat(r.iperf.bytes, 'f', 0, 64)
-	if r.target == targetSwitchyard {
-		row[5] = strconv.FormatFloat(r.cpuSeconds, 'f', 2, 64)
-		row[6] = number(r.cpuPerGiB(), 4)
-	}
-	return row
 }

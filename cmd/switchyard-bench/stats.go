@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"slices"
+	"time"
 )
 
 var nan = math.NaN()
@@ -26,4 +27,17 @@ func spreadOf(xs []float64) spread {
 		med = (s[n/2-1] + s[n/2]) / 2
 	}
 	return spread{median: med, min: s[0], max: s[n-1]}
+}
+
+// percentile is the nearest-rank p-quantile (0 < p <= 1) of sorted, which
+// must be sorted ascending and not empty.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// roundTo rounds x to the given number of decimals.
+func roundTo(x float64, decimals int) float64 {
+	scale := math.Pow(10, float64(decimals))
+	return math.Round(x*scale) / scale
 }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"math"
-	"strings"
 	"testing"
+	"time"
 )
 
 func TestSpreadOf(t *testing.T) {
@@ -39,48 +37,32 @@ func TestSpreadOf(t *testing.T) {
 	}
 }
 
-func TestSummarizeAndTable(t *testing.T) {
-	p1 := cases[0]
-	results := []runResult{
-		{round: 1, bcase: p1, target: targetDirect, iperf: iperfSum{40e9, 10 << 30}},
-		{round: 1, bcase: p1, target: targetSwitchyard, iperf: iperfSum{20e9, 4 << 30}, cpuSeconds: 2},
-		{round: 2, bcase: p1, target: targetDirect, iperf: iperfSum{44e9, 11 << 30}},
-		{round: 2, bcase: p1, target: targetSwitchyard, iperf: iperfSum{24e9, 5 << 30}, cpuSeconds: 3},
-		{round: 3, bcase: p1, target: targetSwitchyard, err: errors.New("iperf3: the server is busy running a test. try again later")},
+func TestPercentile(t *testing.T) {
+	var xs []time.Duration
+	for i := 1; i <= 1000; i++ {
+		xs = append(xs, time.Duration(i))
 	}
-	rows := summarize(results)
-	if len(rows) != len(cases) {
-		t.Fatalf("%d rows, want %d", len(rows), len(cases))
+	tests := []struct {
+		p    float64
+		want time.Duration
+	}{
+		{0.5, 500}, {0.99, 990}, {0.999, 999}, {1, 1000}, {0.0001, 1},
 	}
-	got := rows[0]
-	if got.direct != (spread{42, 40, 44}) || got.switchyard != (spread{22, 20, 24}) || got.cpuPerGiB != (spread{0.55, 0.5, 0.6}) {
-		t.Fatalf("P1 fwd summary = %+v", got)
-	}
-	var b bytes.Buffer
-	writeTable(&b, rows, options{secs: 5, runs: 3})
-	for _, want := range []string{
-		"| P1 fwd | 42.00 (40.00–44.00) | 22.00 (20.00–24.00) | 52.4 | 0.550 |",
-		"| P4 rev | n/a | n/a | n/a | n/a |",
-	} {
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("table lacks %q:\n%s", want, b.String())
+	for _, tt := range tests {
+		if got := percentile(xs, tt.p); got != tt.want {
+			t.Errorf("percentile(1..1000, %v) = %v, want %v", tt.p, got, tt.want)
 		}
+	}
+	if got := percentile([]time.Duration{7}, 0.999); got != 7 {
+		t.Errorf("percentile of one = %v, want 7", got)
 	}
 }
 
-func TestWriteCSV(t *testing.T) {
-	results := []runResult{
-		{round: 1, bcase: cases[1], target: targetSwitchyard, iperf: iperfSum{20e9, 4 << 30}, cpuSeconds: 2},
-		{round: 1, bcase: cases[1], target: targetDirect, err: errors.New("iperf3: the server is busy running a test. try again later")},
+func TestRoundTo(t *testing.T) {
+	if got := roundTo(17.123456, 2); got != 17.12 {
+		t.Errorf("roundTo(17.123456, 2) = %v", got)
 	}
-	var b bytes.Buffer
-	if err := writeCSV(&b, results); err != nil {
-		t.Fatal(err)
-	}
-	want := "round,case,target,gbps,bytes,cpu_seconds,cpu_s_per_gib,error\n" +
-		"1,P1 rev,switchyard,20.000,4294967296,2.00,0.5000,\n" +
-		"1,P1 rev,direct,,,,,iperf3: the server is busy running a test. try again later\n"
-	if b.String() != want {
-		t.Fatalf("CSV:\n%s\nwant:\n%s", b.String(), want)
+	if got := roundTo(3339.5, 0); got != 3340 {
+		t.Errorf("roundTo(3339.5, 0) = %v", got)
 	}
 }

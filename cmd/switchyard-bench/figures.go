@@ -1,0 +1,77 @@
+package main
+
+// The measurements, in the order each round runs them.
+const (
+	measureThroughput = "throughput"
+	measureConnrate   = "connrate"
+	measureRTT        = "rtt"
+	measureIdle       = "idle"
+)
+
+var measurements = []string{measureThroughput, measureConnrate, measureRTT, measureIdle}
+
+// Which way a figure improves, as the JSON summary spells it.
+const (
+	higherIsBetter = "higher"
+	lowerIsBetter  = "lower"
+)
+
+// relation is how the table relates a proxy's figure to direct's.
+type relation int
+
+const (
+	unrelated       relation = iota
+	shareOfDirect            // the proxy's median in % of direct's
+	addedOverDirect          // the proxy's median minus direct's
+)
+
+// A figure is one number measured per target and round. Its name is part
+// of the JSON contract with switchyard-benchplot.
+type figure struct {
+	name     string
+	label    string // the table's row heading
+	unit     string
+	better   string
+	decimals int
+	relation relation
+}
+
+var figures = catalogue()
+
+func catalogue() []figure {
+	var fs []figure
+	for _, c := range cases {
+		fs = append(fs, figure{"gbps_" + c.tag, "Gb/s " + c.name, "Gb/s", higherIsBetter, 2, shareOfDirect})
+	}
+	for _, c := range cases {
+		fs = append(fs, figure{"cpu_s_per_gib_" + c.tag, "CPU s/GiB " + c.name, "s/GiB", lowerIsBetter, 3, unrelated})
+	}
+	return append(fs,
+		figure{figConnPerSec, "conn/s", "conn/s", higherIsBetter, 0, shareOfDirect},
+		figure{figConnP99, "conn p99 ms", "ms", lowerIsBetter, 2, unrelated},
+		figure{figRTTP50, "RTT p50 µs", "µs", lowerIsBetter, 1, addedOverDirect},
+		figure{figRTTP99, "RTT p99 µs", "µs", lowerIsBetter, 1, addedOverDirect},
+		figure{figRTTP999, "RTT p99.9 µs", "µs", lowerIsBetter, 1, addedOverDirect},
+		figure{figIdleFds, "idle fds/conn", "fds", lowerIsBetter, 2, unrelated},
+		figure{figIdleRSS, "idle RSS B/conn", "B", lowerIsBetter, 0, unrelated},
+	)
+}
+
+const (
+	figConnPerSec = "conn_per_s"
+	figConnP99    = "conn_p99_ms"
+	figRTTP50     = "rtt_p50_us"
+	figRTTP99     = "rtt_p99_us"
+	figRTTP999    = "rtt_p999_us"
+	figIdleFds    = "idle_fds_per_conn"
+	figIdleRSS    = "idle_rss_b_per_conn"
+)
+
+func figureNamed(name string) (figure, bool) {
+	for _, f := range figures {
+		if f.name == name {
+			return f, true
+		}
+	}
+	return figure{}, false
+}

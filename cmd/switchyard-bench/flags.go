@@ -1,0 +1,223 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// options are the command-line settings.
+type options struct {
+	builds       []build // the -switchyard builds, in flag order
+	targets      []string
+	only         []string // measurements to run, in measurement order
+	runs         int
+	secs         int
+	connrateSecs int
+	connrateC    int
+	rttN         int
+	rttSize      int
+	idleN        int
+	workers      int
+	pipeSize     int
+	outDir       string
+	csvOut       string
+	echo         string
+	echoSet      bool // -echo was given, so it is not built when missing
+	profileDir   string
+}
+
+// A build is one switchyard binary under test, named in the report.
+type build struct {
+	name, path string
+}
+
+// buildList is the repeatable -switchyard flag.
+type buildList []build
+
+func (l *buildList) String() string {
+	var s []string
+	for _, b := range *l {
+		s = append(s, b.name+"="+b.path)
+	}
+	return strings.Join(s, ",")
+}
+
+// Set takes NAME=PATH, or a bare PATH named "switchyard".
+func (l *buildList) Set(v string) error {
+	b := build{name: targetSwitchyard, path: v}
+	if name, path, ok := strings.Cut(v, "="); ok {
+		b = build{name: name, path: path}
+	}
+	switch {
+	case b.path == "":
+		return errors.New("empty path")
+	case !validName.MatchString(b.name):
+		return fmt.Errorf("bad name %q: use letters, digits, '.', '_' and '-'", b.name)
+	case slices.Contains([]string{targetDirect, targetHAProxy, targetNginx}, b.name):
+		return fmt.Errorf("name %q is taken by a built-in target", b.name)
+	}
+	for _, o := range *l {
+		if o.name == b.name {
+			return fmt.Errorf("two builds named %q: name them, as -switchyard NAME=PATH", b.name)
+		}
+	}
+	*l = append(*l, b)
+	return nil
+}
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+const (
+	defaultTargets = "direct,switchyard,haproxy,nginx"
+	defaultOnly    = "throughput,connrate,rtt,idle"
+)
+
+// parseFlags reads args; getenv supplies BENCH_RUNS. Every problem is
+// reported at once.
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("switchyard-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	var builds buildList
+	var targets, only string
+	fs.Var(&builds, "switchyard", "switchyard build to measure, as `NAME=PATH` or a bare PATH (named switchyard); repeatable (default switchyard=bin/switchyard)")
+	fs.StringVar(&targets, "targets", defaultTargets, "comma-separated `targets`: direct, switchyard (every build), a build's NAME, haproxy, nginx")
+	fs.StringVar(&only, "only", defaultOnly, "comma-separated `measurements` to run")
+	fs.IntVar(&o.runs, "runs", 0, "rounds: every measurement is repeated this many `times` (default $BENCH_RUNS, else 3)")
+	fs.IntVar(&o.secs, "secs", 5, "iperf3 `seconds` per throughput run")
+	fs.IntVar(&o.connrateSecs, "connrate-secs", 5, "connection-rate test length in `seconds`")
+	fs.IntVar(&o.connrateC, "connrate-c", 50, "connection-rate `workers`, each connecting, exchanging 32 B and closing in a loop")
+	fs.IntVar(&o.rttN, "rtt-n", 20000, "round trips in the latency test")
+	fs.IntVar(&o.rttSize, "rtt-size", 64, "`bytes` per round trip in the latency test")
+	fs.IntVar(&o.idleN, "idle-n", 10000, "idle `connections` to hold open (capped by the open-files limit)")
+	fs.IntVar(&o.workers, "workers", 0, "router event loops (runtime.workers); 0: one per CPU")
+	fs.IntVar(&o.pipeSize, "pipe-size", 0, "router splice pipe size in `bytes` (runtime.pipe_size); 0: the router's default")
+	fs.StringVar(&o.outDir, "out-dir", "bench/results", "`folder` for the JSON summary")
+	fs.StringVar(&o.csvOut, "out", "", "also write every measurement as CSV to this `file`")
+	fs.StringVar(&o.echo, "echo", "bin/switchyard-echo", "`path` of switchyard-echo; when missing and not given, it is built from ./cmd/switchyard-echo")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "profile mode: run one switchyard build under load with -cpuprofile/-memprofile into this `folder`")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	fs.Visit(func(f *flag.Flag) { o.echoSet = o.echoSet || f.Name == "echo" })
+
+	var errs []error
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	}
+	if len(builds) == 0 {
+		builds = buildList{{name: targetSwitchyard, path: "bin/switchyard"}}
+	}
+	o.builds = builds
+	if o.runs == 0 {
+		o.runs = 3
+		if v := getenv("BENCH_RUNS"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				errs = append(errs, fmt.Errorf("BENCH_RUNS=%q: want a positive integer", v))
+			}
+			o.runs = n
+		}
+	}
+	var err error
+	if o.targets, err = selectTargets(targets, o.builds); err != nil {
+		errs = append(errs, fmt.Errorf("-targets: %w", err))
+	}
+	if o.only, err = selectMeasurements(only); err != nil {
+		errs = append(errs, fmt.Errorf("-only: %w", err))
+	}
+	for _, c := range []struct {
+		name string
+		v    int
+		min  int
+	}{
+		{"runs", o.runs, 1}, {"secs", o.secs, 1}, {"connrate-secs", o.connrateSecs, 1}, {"connrate-c", o.connrateC, 1},
+		{"rtt-n", o.rttN, 1}, {"rtt-size", o.rttSize, 1}, {"idle-n", o.idleN, 1}, {"workers", o.workers, 0}, {"pipe-size", o.pipeSize, 0},
+	} {
+		if c.v < c.min {
+			errs = append(errs, fmt.Errorf("-%s: must be at least %d", c.name, c.min))
+		}
+	}
+	if o.profileDir != "" && len(o.builds) != 1 {
+		errs = append(errs, errors.New("-profile-dir: profiles one build; give exactly one -switchyard"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		fmt.Fprintf(stderr, "switchyard-bench: %v\n", err)
+		return o, err
+	}
+	return o, nil
+}
+
+// selectTargets resolves a -targets list into target names in report
+// order: direct, the builds in flag order, haproxy, nginx. "switchyard"
+// stands for every build, whatever their names.
+func selectTargets(list string, builds []build) ([]string, error) {
+	want := map[string]bool{}
+	for _, name := range splitList(list) {
+		switch {
+		case name == targetSwitchyard:
+			for _, b := range builds {
+				want[b.name] = true
+			}
+		case name == targetDirect || name == targetHAProxy || name == targetNginx ||
+			slices.ContainsFunc(builds, func(b build) bool { return b.name == name }):
+			want[name] = true
+		default:
+			return nil, fmt.Errorf("unknown target %q", name)
+		}
+	}
+	var out []string
+	for _, name := range allTargetNames(builds) {
+		if want[name] {
+			out = append(out, name)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no targets")
+	}
+	return out, nil
+}
+
+func allTargetNames(builds []build) []string {
+	names := []string{targetDirect}
+	for _, b := range builds {
+		names = append(names, b.name)
+	}
+	return append(names, targetHAProxy, targetNginx)
+}
+
+func selectMeasurements(list string) ([]string, error) {
+	want := map[string]bool{}
+	for _, m := range splitList(list) {
+		if !slices.Contains(measurements, m) {
+			return nil, fmt.Errorf("unknown measurement %q (known: %s)", m, strings.Join(measurements, ", "))
+		}
+		want[m] = true
+	}
+	var out []string
+	for _, m := range measurements {
+		if want[m] {
+			out = append(out, m)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no measurements")
+	}
+	return out, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
