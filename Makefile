@@ -2,7 +2,9 @@
 #
 #   make run     the router on config.example.toml, with an echo backend
 #   make test    go vet + go test -race ./...
-#   make bench   iperf3 through the router and directly
+#   make bench           throughput, CPU/GiB, conn rate, RTT, idle memory: router, direct, haproxy, nginx
+#   make bench-compare   the same for two commits side by side, with charts (BASE=main HEAD=<ref>)
+#   make profile         CPU and heap profiles of the router under load, with SVG call graphs
 
 GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -10,10 +12,16 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 BIN         := bin
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 30s
+RESULTS     := bench/results
+BENCH_RUNS  ?= 3
+BASE        ?= main
+HEAD        ?=
+BENCH_FLAGS ?=
+export BENCH_RUNS
 
 export GOTOOLCHAIN := local
 
-.PHONY: all build run test test-short fuzz lint bench deps iperf3 clean
+.PHONY: all build run test fuzz lint bench bench-compare profile deps iperf3 graphviz clean
 
 all: build
 
@@ -24,6 +32,7 @@ build: deps
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/switchyard ./cmd/switchyard
 	$(GO) build -trimpath -o $(BIN)/switchyard-echo ./cmd/switchyard-echo
 	$(GO) build -trimpath -o $(BIN)/switchyard-bench ./cmd/switchyard-bench
+	$(GO) build -trimpath -o $(BIN)/switchyard-benchplot ./cmd/switchyard-benchplot
 
 # The example config routes 127.0.0.1:7475 to an echo server on 127.0.0.1:7007
 # (started here) and 127.0.0.1:7474 to iperf3 on 127.0.0.1:5201 (started here
@@ -53,11 +62,43 @@ lint: deps
 
 iperf3:
 	@command -v iperf3 >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq iperf3; \
-	  else echo "bench needs iperf3: sudo apt-get install -y iperf3"; exit 1; fi; }
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && apt-get install -y -qq iperf3; \
+	  else echo "the benchmarks need iperf3: sudo apt-get install -y iperf3"; exit 1; fi; }
 
+graphviz:
+	@command -v dot >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && apt-get install -y -qq graphviz; \
+	  else echo "SVG call graphs need graphviz: sudo apt-get install -y graphviz"; fi; }
+
+# haproxy and nginx (libnginx-mod-stream) are measured when installed and
+# skipped with a note when not. BENCH_RUNS rounds (default 3).
 bench: build iperf3
-	$(BIN)/switchyard-bench -switchyard $(BIN)/switchyard
+	$(BIN)/switchyard-bench -switchyard $(BIN)/switchyard -echo $(BIN)/switchyard-echo -out-dir $(RESULTS) $(BENCH_FLAGS)
+
+# Builds BASE (default main) and HEAD (default: this working tree) in
+# temporary worktrees, measures both in one interleaved session beside
+# direct, and writes charts and a ratio table to bench/results/compare-*.
+bench-compare: build iperf3
+	@set -e; tmp=$$(mktemp -d); \
+	trap 'git worktree remove --force "$$tmp/base" >/dev/null 2>&1; git worktree remove --force "$$tmp/head" >/dev/null 2>&1; rm -rf "$$tmp"' EXIT; \
+	base=$$(git rev-parse --short "$(BASE)"); \
+	git worktree add -q --detach "$$tmp/base" "$(BASE)"; \
+	(cd "$$tmp/base" && $(GO) build -trimpath -o "$$tmp/switchyard-base" ./cmd/switchyard); \
+	if [ -n "$(HEAD)" ]; then \
+	  head=$$(git rev-parse --short "$(HEAD)"); \
+	  git worktree add -q --detach "$$tmp/head" "$(HEAD)"; \
+	  (cd "$$tmp/head" && $(GO) build -trimpath -o "$$tmp/switchyard-head" ./cmd/switchyard); \
+	else head=$(VERSION); cp $(BIN)/switchyard "$$tmp/switchyard-head"; fi; \
+	$(BIN)/switchyard-bench -switchyard "base=$$tmp/switchyard-base" -switchyard "head=$$tmp/switchyard-head" \
+	  -targets direct,switchyard -echo $(BIN)/switchyard-echo -out-dir "$$tmp/out" $(BENCH_FLAGS); \
+	dir=$(RESULTS)/compare-$$base-$$head; mkdir -p "$$dir"; cp "$$tmp"/out/*.json "$$dir/"; \
+	$(BIN)/switchyard-benchplot -base base -head head -out "$$dir" "$$dir"/*.json; \
+	echo "charts and table: $$dir"
+
+# Profiles the router under the throughput and connection-rate loads.
+# Open one interactively with: go tool pprof -http=: bin/switchyard bench/results/profile-*/cpu.pprof
+profile: build iperf3 graphviz
+	$(BIN)/switchyard-bench -switchyard $(BIN)/switchyard -echo $(BIN)/switchyard-echo -profile-dir $(RESULTS)/profile-$(VERSION) $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN)
