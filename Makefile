@@ -80,7 +80,7 @@ bench: build iperf3
 # direct, and writes charts and a ratio table to bench/results/compare-*.
 bench-compare: build iperf3
 	@set -e; tmp=$$(mktemp -d); \
-	trap 'git worktree remove --force "$$tmp/base" >/dev/null 2>&1; git worktree remove --force "$$tmp/head" >/dev/null 2>&1; rm -rf "$$tmp"' EXIT; \
+	trap 'git worktree remove --force "$$tmp/base" >/dev/null 2>&1 || true; git worktree remove --force "$$tmp/head" >/dev/null 2>&1 || true; git worktree prune; rm -rf "$$tmp"' EXIT; \
 	base=$$(git rev-parse --short "$(BASE)"); \
 	git worktree add -q --detach "$$tmp/base" "$(BASE)"; \
 	(cd "$$tmp/base" && $(GO) build -trimpath -o "$$tmp/switchyard-base" ./cmd/switchyard); \
