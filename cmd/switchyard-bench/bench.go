@@ -76,6 +76,7 @@ type bencher struct {
 	be       *backends
 	targets  []*target
 	idleN    int
+	rtt1CPU  int // the CPU of the 1-CPU RTT; -1: not measured (see the notes)
 	nofile   uint64
 	res      results
 }
@@ -175,7 +176,7 @@ func (b *bencher) measure(ctx context.Context, round int, st step, t *target) {
 	case measureConnrate:
 		vals, detail, err = b.connrate(ctx, round, t)
 	case measureRTT:
-		vals, detail, err = b.rtt(ctx, t)
+		vals, detail, err = b.rtt(ctx, round, t)
 	case measureIdle:
 		vals, detail, err = b.idle(ctx, round, t)
 	}
@@ -248,13 +249,58 @@ func (b *bencher) connrate(ctx context.Context, round int, t *target) ([]figValu
 	return vals, fmt.Sprintf("%6.0f conn/s  p50 %.2f ms  p99 %.2f ms  %d errors", r.perSecond(), ms(r.P50), ms(r.P99), r.Errors), nil
 }
 
-func (b *bencher) rtt(ctx context.Context, t *target) ([]figValue, string, error) {
-	r, err := rtt(ctx, loopback(t.echoPort), rttConfig{N: b.o.rttN, Size: b.o.rttSize})
+// rtt measures the round trips through t as the machine schedules them,
+// then with everything on one CPU. A failure of the second is recorded
+// apart, so that it does not cost the first its figures.
+func (b *bencher) rtt(ctx context.Context, round int, t *target) ([]figValue, string, error) {
+	cfg := rttConfig{N: b.o.rttN, Size: b.o.rttSize}
+	r, err := rtt(ctx, loopback(t.echoPort), cfg)
 	if err != nil {
 		return nil, "", err
 	}
 	vals := []figValue{{figRTTP50, us(r.P50)}, {figRTTP99, us(r.P99)}, {figRTTP999, us(r.P999)}}
-	return vals, fmt.Sprintf("RTT p50 %.1f µs  p99 %.1f µs  p99.9 %.1f µs", us(r.P50), us(r.P99), us(r.P999)), nil
+	detail := fmt.Sprintf("RTT p50 %.1f µs  p99 %.1f µs  p99.9 %.1f µs", us(r.P50), us(r.P99), us(r.P999))
+	if b.rtt1CPU < 0 {
+		return vals, detail, nil
+	}
+	r, err = b.rttOneCPU(ctx, t, cfg)
+	switch {
+	case errors.Is(err, errCannotPin):
+		b.note("round %d, %s: RTT 1-CPU skipped: %v", round, t.name, err)
+	case err != nil:
+		if ctx.Err() == nil {
+			b.fail(round, t, "rtt 1-CPU", err)
+		}
+	default:
+		vals = append(vals, figValue{figRTT1P50, us(r.P50)}, figValue{figRTT1P99, us(r.P99)}, figValue{figRTT1P999, us(r.P999)})
+		detail += fmt.Sprintf("; 1-CPU p50 %.1f µs  p99 %.1f µs  p99.9 %.1f µs", us(r.P50), us(r.P99), us(r.P999))
+	}
+	return vals, detail, nil
+}
+
+// rttOneCPU runs rtt with every thread of t's proxy and of the echo server,
+// and the load's own thread, pinned to b.rtt1CPU, then puts them all back.
+// Unpinned, RTT on a small machine says more about which CPU the scheduler
+// wakes each process on than about the proxy; pinned, it measures the cost
+// of handling a message.
+func (b *bencher) rttOneCPU(ctx context.Context, t *target, cfg rttConfig) (rttResult, error) {
+	roots := []int{b.be.echo.pid()}
+	if t.proc != nil {
+		roots = append(roots, t.proc.pid())
+	}
+	p, err := pinTrees(b.rtt1CPU, roots...)
+	if err != nil {
+		return rttResult{}, err
+	}
+	var r rttResult
+	err = onCPU(b.rtt1CPU, func() (err error) {
+		r, err = rtt(ctx, loopback(t.echoPort), cfg)
+		return err
+	})
+	if rerr := p.restore(); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("restoring CPU affinity: %w", rerr))
+	}
+	return r, err
 }
 
 // idle holds b.idleN connections through t's proxy and charges the growth

@@ -1,5 +1,7 @@
 package main
 
+import "github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
+
 // The measurements, in the order each round runs them.
 const (
 	measureThroughput = "throughput"
@@ -9,12 +11,6 @@ const (
 )
 
 var measurements = []string{measureThroughput, measureConnrate, measureRTT, measureIdle}
-
-// Which way a figure improves, as the JSON summary spells it.
-const (
-	higherIsBetter = "higher"
-	lowerIsBetter  = "lower"
-)
 
 // relation is how the table relates a proxy's figure to direct's.
 type relation int
@@ -41,19 +37,22 @@ var figures = catalogue()
 func catalogue() []figure {
 	var fs []figure
 	for _, c := range cases {
-		fs = append(fs, figure{"gbps_" + c.tag, "Gb/s " + c.name, "Gb/s", higherIsBetter, 2, shareOfDirect})
+		fs = append(fs, figure{"gbps_" + c.tag, "Gb/s " + c.name, "Gb/s", benchsummary.BetterHigher, 2, shareOfDirect})
 	}
 	for _, c := range cases {
-		fs = append(fs, figure{"cpu_s_per_gib_" + c.tag, "CPU s/GiB " + c.name, "s/GiB", lowerIsBetter, 3, unrelated})
+		fs = append(fs, figure{"cpu_s_per_gib_" + c.tag, "CPU s/GiB " + c.name, "s/GiB", benchsummary.BetterLower, 3, unrelated})
 	}
 	return append(fs,
-		figure{figConnPerSec, "conn/s", "conn/s", higherIsBetter, 0, shareOfDirect},
-		figure{figConnP99, "conn p99 ms", "ms", lowerIsBetter, 2, unrelated},
-		figure{figRTTP50, "RTT p50 µs", "µs", lowerIsBetter, 1, addedOverDirect},
-		figure{figRTTP99, "RTT p99 µs", "µs", lowerIsBetter, 1, addedOverDirect},
-		figure{figRTTP999, "RTT p99.9 µs", "µs", lowerIsBetter, 1, addedOverDirect},
-		figure{figIdleFds, "idle fds/conn", "fds", lowerIsBetter, 2, unrelated},
-		figure{figIdleRSS, "idle RSS B/conn", "B", lowerIsBetter, 0, unrelated},
+		figure{figConnPerSec, "conn/s", "conn/s", benchsummary.BetterHigher, 0, shareOfDirect},
+		figure{figConnP99, "conn p99 ms", "ms", benchsummary.BetterLower, 2, unrelated},
+		figure{figRTTP50, "RTT p50 µs", "µs", benchsummary.BetterLower, 1, addedOverDirect},
+		figure{figRTTP99, "RTT p99 µs", "µs", benchsummary.BetterLower, 1, addedOverDirect},
+		figure{figRTTP999, "RTT p99.9 µs", "µs", benchsummary.BetterLower, 1, addedOverDirect},
+		figure{figRTT1P50, "RTT 1-CPU p50 µs", "µs", benchsummary.BetterLower, 1, addedOverDirect},
+		figure{figRTT1P99, "RTT 1-CPU p99 µs", "µs", benchsummary.BetterLower, 1, addedOverDirect},
+		figure{figRTT1P999, "RTT 1-CPU p99.9 µs", "µs", benchsummary.BetterLower, 1, addedOverDirect},
+		figure{figIdleFds, "idle fds/conn", "fds", benchsummary.BetterLower, 2, unrelated},
+		figure{figIdleRSS, "idle RSS B/conn", "B", benchsummary.BetterLower, 0, unrelated},
 	)
 }
 
@@ -63,6 +62,9 @@ const (
 	figRTTP50     = "rtt_p50_us"
 	figRTTP99     = "rtt_p99_us"
 	figRTTP999    = "rtt_p999_us"
+	figRTT1P50    = "rtt1_p50_us" // the rtt1 figures: RTT with everything on one CPU
+	figRTT1P99    = "rtt1_p99_us"
+	figRTT1P999   = "rtt1_p999_us"
 	figIdleFds    = "idle_fds_per_conn"
 	figIdleRSS    = "idle_rss_b_per_conn"
 )

@@ -13,7 +13,9 @@
 //   - throughput: iperf3 -J, 1 and 4 streams, both directions, with the
 //     proxy's CPU seconds per GiB read from /proc over its process tree;
 //   - connrate: workers looping connect, echo 32 B, close;
-//   - rtt: ping-pong latency percentiles on one persistent connection;
+//   - rtt: ping-pong latency percentiles on one persistent connection,
+//     then again with the load, the echo server and every thread of the
+//     proxy pinned to one CPU (the rtt1 figures);
 //   - idle: descriptors and resident memory per held connection.
 //
 // The markdown table goes to stdout, progress to stderr, and a JSON summary
@@ -33,6 +35,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
 )
 
 func main() {
@@ -142,6 +146,14 @@ func (b *bencher) prepare(sys system) error {
 	if b.idleN == 0 {
 		b.o.only = slices.DeleteFunc(slices.Clone(b.o.only), func(m string) bool { return m == measureIdle })
 	}
+	b.rtt1CPU = -1
+	if slices.Contains(b.o.only, measureRTT) {
+		if cpu, err := pinCPU(); err != nil {
+			b.note("RTT 1-CPU skipped: %v", err)
+		} else {
+			b.rtt1CPU = cpu
+		}
+	}
 	tools := []string{"iperf3"}
 	for _, name := range b.o.targets {
 		t := &target{name: name}
@@ -173,12 +185,12 @@ func (b *bencher) prepare(sys system) error {
 	return nil
 }
 
-func (b *bencher) summary(commit string, start time.Time) summary {
-	s := summary{
+func (b *bencher) summary(commit string, start time.Time) benchsummary.Summary {
+	s := benchsummary.Summary{
 		Commit: commit,
 		Date:   start.UTC().Format(time.RFC3339),
 		Host:   hostInfo(),
-		Settings: settings{
+		Settings: benchsummary.Settings{
 			Runs: b.o.runs, IperfSecs: b.o.secs, ConnrateSecs: b.o.connrateSecs, ConnrateConcurrency: b.o.connrateC,
 			RTTN: b.o.rttN, RTTSize: b.o.rttSize, IdleN: b.idleN,
 		},

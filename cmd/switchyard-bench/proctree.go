@@ -87,7 +87,7 @@ func processTree(root int) ([]int, map[int]procStat, error) {
 
 // countFds counts the open descriptors of pid; 0 if it has exited.
 func countFds(pid int) (int, error) {
-	names, err := fdNames(pid)
+	names, err := procDirNames(pid, "fd")
 	return len(names), err
 }
 
@@ -100,7 +100,7 @@ func countSockets(root int) (int, error) {
 	}
 	n := 0
 	for _, pid := range pids {
-		names, err := fdNames(pid)
+		names, err := procDirNames(pid, "fd")
 		if err != nil {
 			return 0, err
 		}
@@ -114,8 +114,10 @@ func countSockets(root int) (int, error) {
 	return n, nil
 }
 
-func fdNames(pid int) ([]string, error) {
-	d, err := os.Open(procPath(pid, "fd"))
+// procDirNames lists the entries of the directory /proc/PID/name; none if
+// pid has exited.
+func procDirNames(pid int, name string) ([]string, error) {
+	d, err := os.Open(procPath(pid, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -8,12 +8,14 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
 )
 
 // writeTable prints s as markdown: a row per figure, a column per target.
 // Each cell is the median, with min–max over the rounds, and for proxies
 // how it compares to direct.
-func writeTable(w io.Writer, s summary) {
+func writeTable(w io.Writer, s benchsummary.Summary) {
 	fmt.Fprintf(w, "## switchyard-bench %s, %s, %d CPUs, kernel %s, %d round(s)\n\n", s.Commit, s.Date, s.Host.CPUs, s.Host.Kernel, s.Settings.Runs)
 	fmt.Fprintf(w, "| figure | %s |\n", strings.Join(s.Targets, " | "))
 	fmt.Fprintf(w, "|---|%s\n", strings.Repeat("--:|", len(s.Targets)))
@@ -22,7 +24,7 @@ func writeTable(w io.Writer, s summary) {
 		found := false
 		for i, t := range s.Targets {
 			cells[i] = "–"
-			fs, ok := s.find(t, f.name)
+			fs, ok := s.Lookup(t, f.name)
 			if !ok {
 				continue
 			}
@@ -31,20 +33,20 @@ func writeTable(w io.Writer, s summary) {
 			if t == targetDirect {
 				continue
 			}
-			if d, ok := s.find(targetDirect, f.name); ok {
+			if d, ok := s.Lookup(targetDirect, f.name); ok {
 				cells[i] += compared(f, fs.Median, d.Median)
 			}
 		}
 		if found {
 			arrow := "↑"
-			if f.better == lowerIsBetter {
+			if f.better == benchsummary.BetterLower {
 				arrow = "↓"
 			}
 			fmt.Fprintf(w, "| %s %s | %s |\n", f.label, arrow, strings.Join(cells, " | "))
 		}
 	}
 	fmt.Fprintf(w, "\nCells: median (min–max) over the rounds; ↑/↓: higher/lower is better; "+
-		"%% of direct's median for throughput and conn/s, +added over direct's median for latencies. %s.\n", s.Settings)
+		"%% of direct's median for throughput and conn/s, +added over direct's median for latencies. %s.\n", settingsLine(s.Settings))
 	if len(s.Notes) > 0 {
 		fmt.Fprintln(w, "\nNotes:")
 		for _, n := range s.Notes {
@@ -53,7 +55,7 @@ func writeTable(w io.Writer, s summary) {
 	}
 }
 
-func cell(f figure, fs figureSummary) string {
+func cell(f figure, fs benchsummary.Figure) string {
 	c := number(fs.Median, f.decimals)
 	if len(fs.Values) > 1 {
 		c += fmt.Sprintf(" (%s–%s)", number(fs.Min, f.decimals), number(fs.Max, f.decimals))

@@ -5,13 +5,15 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
 )
 
 func TestWriteTable(t *testing.T) {
 	targets := []string{"direct", "switchyard"}
-	s := summary{
-		Commit: "ccd804c", Date: "2026-11-23T18:00:00Z", Host: host{CPUs: 2, Kernel: "6.18.44"},
-		Settings: settings{Runs: 3, IperfSecs: 5, IdleN: 9800},
+	s := benchsummary.Summary{
+		Commit: "ccd804c", Date: "2026-11-23T18:00:00Z", Host: benchsummary.Host{CPUs: 2, Kernel: "6.18.44"},
+		Settings: benchsummary.Settings{Runs: 3, IperfSecs: 5, IdleN: 9800},
 		Targets:  targets,
 		Notes:    []string{"nginx skipped: nginx not installed"},
 		Figures:  summarize(targets, testSamples),

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
 )
 
 var testSamples = []sample{
@@ -46,11 +48,11 @@ func TestSummarize(t *testing.T) {
 
 func TestSummaryJSON(t *testing.T) {
 	date := time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC)
-	s := summary{
+	s := benchsummary.Summary{
 		Commit:   "ccd804c",
 		Date:     date.Format(time.RFC3339),
-		Host:     host{CPUs: 2, Kernel: "6.18.44", Go: "go1.26.8"},
-		Settings: settings{Runs: 3, IperfSecs: 5, ConnrateSecs: 5, ConnrateConcurrency: 50, RTTN: 20000, RTTSize: 64, IdleN: 9800},
+		Host:     benchsummary.Host{CPUs: 2, Kernel: "6.18.44", Go: "go1.26.8"},
+		Settings: benchsummary.Settings{Runs: 3, IperfSecs: 5, ConnrateSecs: 5, ConnrateConcurrency: 50, RTTN: 20000, RTTSize: 64, IdleN: 9800},
 		Targets:  []string{"direct", "switchyard"},
 		Notes:    []string{},
 		Figures:  summarize([]string{"direct", "switchyard"}, testSamples),
@@ -66,7 +68,7 @@ func TestSummaryJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back summary
+	var back benchsummary.Summary
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&back); err != nil {

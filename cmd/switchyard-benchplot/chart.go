@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
@@ -18,10 +19,11 @@ import (
 )
 
 // gridFigures are the cells of summary.png, row by row: one per kind of
-// measurement, chosen to fit a README.
+// measurement, chosen to fit a README. RTT is the one-CPU figure, the one
+// to compare proxies on (unpinned RTT mostly measures CPU placement).
 var gridFigures = [][]string{
 	{"gbps_p1_fwd", "gbps_p4_rev", "cpu_s_per_gib_p1_fwd"},
-	{"conn_per_s", "rtt_p99_us", "idle_rss_b_per_conn"},
+	{"conn_per_s", "rtt1_p99_us", "idle_rss_b_per_conn"},
 }
 
 const (
@@ -45,15 +47,15 @@ var palette = []color.Color{
 	color.RGBA{0x99, 0x99, 0x99, 0xff}, // grey
 }
 
-func targetColor(s *summary, target string) color.Color {
+func targetColor(s *benchsummary.Summary, target string) color.Color {
 	return palette[slices.Index(s.Targets, target)%len(palette)]
 }
 
 // writeFigurePNGs writes <figure>.png into dir for every figure of s and
 // returns the paths written.
-func writeFigurePNGs(s *summary, dir string) ([]string, error) {
+func writeFigurePNGs(s *benchsummary.Summary, dir string) ([]string, error) {
 	var paths []string
-	for _, name := range s.figureNames() {
+	for _, name := range figureNames(s) {
 		p, err := figurePlot(s, name, vg.Points(56))
 		if err != nil {
 			return paths, err
@@ -69,7 +71,7 @@ func writeFigurePNGs(s *summary, dir string) ([]string, error) {
 
 // figurePlot draws one bar per target that measured name: the bar is the
 // median, the whisker spans min to max and the label gives the median.
-func figurePlot(s *summary, name string, barWidth vg.Length) (*plot.Plot, error) {
+func figurePlot(s *benchsummary.Summary, name string, barWidth vg.Length) (*plot.Plot, error) {
 	p := plot.New()
 	grid := plotter.NewGrid()
 	grid.Vertical.Color = nil
@@ -77,8 +79,8 @@ func figurePlot(s *summary, name string, barWidth vg.Length) (*plot.Plot, error)
 	var targets []string
 	var spreads errorBars
 	var labels plotter.XYLabels
-	for _, target := range s.measured() {
-		f, ok := s.lookup(target, name)
+	for _, target := range measuredTargets(s) {
+		f, ok := s.Lookup(target, name)
 		if !ok {
 			continue
 		}
@@ -201,7 +203,7 @@ func tickDecimals(values []float64) int {
 // writeSummaryPNG draws the grid of gridFigures into path, under a header
 // naming the commit and host; a figure the summary lacks leaves its cell
 // saying so.
-func writeSummaryPNG(s *summary, path string) error {
+func writeSummaryPNG(s *benchsummary.Summary, path string) error {
 	rows, cols := len(gridFigures), len(gridFigures[0])
 	plots := make([][]*plot.Plot, rows)
 	for r, names := range gridFigures {
@@ -241,8 +243,8 @@ func writeSummaryPNG(s *summary, path string) error {
 	return f.Close()
 }
 
-func gridCellPlot(s *summary, name string) (*plot.Plot, error) {
-	if !s.has(name) {
+func gridCellPlot(s *benchsummary.Summary, name string) (*plot.Plot, error) {
+	if !hasFigure(s, name) {
 		p := plot.New()
 		p.Title.Text = name + ": not measured"
 		p.HideAxes()
@@ -259,7 +261,7 @@ func gridCellPlot(s *summary, name string) (*plot.Plot, error) {
 	return p, nil
 }
 
-func drawHeader(dc draw.Canvas, s *summary) {
+func drawHeader(dc draw.Canvas, s *benchsummary.Summary) {
 	title := "Switchyard bench"
 	if s.Commit != "" {
 		title += " " + s.Commit

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
 )
 
 // peers are the reference targets a bench run may measure besides the
@@ -23,7 +25,7 @@ func (p pair) ok() bool { return p.base != "" }
 
 // choosePair applies -base and -head over the default: the two targets that
 // are not peers, in the order of targets, when there are exactly two.
-func choosePair(s *summary, base, head string) (pair, error) {
+func choosePair(s *benchsummary.Summary, base, head string) (pair, error) {
 	var builds []string
 	for _, t := range s.Targets {
 		if !slices.Contains(peers, t) {
@@ -64,7 +66,7 @@ const (
 // compare returns head's median over base's (NaN when base's is zero) and
 // whether head is better. The runs of a target scatter between min and max,
 // so a difference counts only when the two ranges do not overlap.
-func compare(base, head figure) (ratio float64, v verdict) {
+func compare(base, head benchsummary.Figure) (ratio float64, v verdict) {
 	ratio = math.NaN()
 	if base.Median != 0 {
 		ratio = head.Median / base.Median
@@ -72,7 +74,7 @@ func compare(base, head figure) (ratio float64, v verdict) {
 	if head.Min <= base.Max && base.Min <= head.Max {
 		return ratio, verdictSpread
 	}
-	if (head.Median > base.Median) == (head.Better == betterHigher) {
+	if (head.Median > base.Median) == (head.Better == benchsummary.BetterHigher) {
 		return ratio, verdictBetter
 	}
 	return ratio, verdictWorse
@@ -87,8 +89,8 @@ type table struct {
 
 // compareTable lays out each measured target's median and min–max per figure
 // and, given a pair, head/base and the verdict.
-func compareTable(s *summary, p pair) table {
-	targets := s.measured()
+func compareTable(s *benchsummary.Summary, p pair) table {
+	targets := measuredTargets(s)
 	t := table{header: []string{"figure", "unit", "better"}, right: []bool{false, false, false}}
 	for _, name := range targets {
 		t.header = append(t.header, name)
@@ -98,12 +100,12 @@ func compareTable(s *summary, p pair) table {
 		t.header = append(t.header, p.head+"/"+p.base, "verdict")
 		t.right = append(t.right, true, false)
 	}
-	for _, name := range s.figureNames() {
+	for _, name := range figureNames(s) {
 		// validate saw to it that every entry of a figure has the same unit and sense.
-		f := s.Figures[slices.IndexFunc(s.Figures, func(f figure) bool { return f.Figure == name })]
+		f := s.Figures[slices.IndexFunc(s.Figures, func(f benchsummary.Figure) bool { return f.Figure == name })]
 		row := []string{name, f.Unit, f.Better}
 		for _, target := range targets {
-			row = append(row, spreadCell(s.lookup(target, name)))
+			row = append(row, spreadCell(s.Lookup(target, name)))
 		}
 		if p.ok() {
 			row = append(row, ratioCells(s, p, name)...)
@@ -113,7 +115,7 @@ func compareTable(s *summary, p pair) table {
 	return t
 }
 
-func spreadCell(f figure, ok bool) string {
+func spreadCell(f benchsummary.Figure, ok bool) string {
 	if !ok {
 		return "–"
 	}
@@ -121,9 +123,9 @@ func spreadCell(f figure, ok bool) string {
 	return fmt.Sprintf("%s (%s–%s)", formatFixed(f.Median, d), formatFixed(f.Min, d), formatFixed(f.Max, d))
 }
 
-func ratioCells(s *summary, p pair, name string) []string {
-	base, okBase := s.lookup(p.base, name)
-	head, okHead := s.lookup(p.head, name)
+func ratioCells(s *benchsummary.Summary, p pair, name string) []string {
+	base, okBase := s.Lookup(p.base, name)
+	head, okHead := s.Lookup(p.head, name)
 	switch {
 	case !okBase && !okHead:
 		return []string{"–", string(verdictMissing)}

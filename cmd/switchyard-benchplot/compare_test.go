@@ -4,18 +4,20 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
 )
 
-func fig(target, name string, median, lo, hi float64) figure {
-	return figure{Target: target, Figure: name, Unit: "u", Better: betterHigher, Values: []float64{lo, median, hi}, Median: median, Min: lo, Max: hi}
+func fig(target, name string, median, lo, hi float64) benchsummary.Figure {
+	return benchsummary.Figure{Target: target, Figure: name, Unit: "u", Better: benchsummary.BetterHigher, Values: []float64{lo, median, hi}, Median: median, Min: lo, Max: hi}
 }
 
-func lower(f figure) figure { f.Better = betterLower; return f }
+func lower(f benchsummary.Figure) benchsummary.Figure { f.Better = benchsummary.BetterLower; return f }
 
 func TestCompare(t *testing.T) {
 	tests := []struct {
 		name       string
-		base, head figure
+		base, head benchsummary.Figure
 		ratio      float64 // NaN: none
 		want       verdict
 	}{
@@ -47,10 +49,10 @@ func TestCompare(t *testing.T) {
 }
 
 func TestChoosePair(t *testing.T) {
-	targets := func(ts ...string) *summary { return &summary{Targets: ts} }
+	targets := func(ts ...string) *benchsummary.Summary { return &benchsummary.Summary{Targets: ts} }
 	tests := []struct {
 		name       string
-		s          *summary
+		s          *benchsummary.Summary
 		base, head string
 		want       pair
 		err        string
@@ -105,9 +107,9 @@ func TestFormatValue(t *testing.T) {
 }
 
 func TestCompareTable(t *testing.T) {
-	s := &summary{
+	s := &benchsummary.Summary{
 		Targets: []string{"direct", "base", "head", "nginx"},
-		Figures: []figure{
+		Figures: []benchsummary.Figure{
 			fig("direct", "gbps_p1_fwd", 40, 39, 41), fig("base", "gbps_p1_fwd", 17.5, 17.1, 18), fig("head", "gbps_p1_fwd", 19.8, 19.4, 20.1),
 			lower(fig("base", "rtt_p99_us", 42.9, 41.2, 44.8)), lower(fig("head", "rtt_p99_us", 43.5, 42, 45)),
 			lower(fig("base", "idle_rss_b_per_conn", 1431, 1412, 1456)),
@@ -145,7 +147,7 @@ func TestCompareTable(t *testing.T) {
 }
 
 func TestCompareTableWithoutPair(t *testing.T) {
-	s := &summary{Targets: []string{"a|b"}, Figures: []figure{fig("a|b", "x", 1, 1, 1)}}
+	s := &benchsummary.Summary{Targets: []string{"a|b"}, Figures: []benchsummary.Figure{fig("a|b", "x", 1, 1, 1)}}
 	var b strings.Builder
 	if err := compareTable(s, pair{}).writeMarkdown(&b); err != nil {
 		t.Fatal(err)

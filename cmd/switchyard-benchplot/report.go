@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
 )
 
 // writeReport writes compare.md: what was measured where, the table, the
 // notes of the run and the summary grid.
-func writeReport(w io.Writer, s *summary, p pair, t table) error {
+func writeReport(w io.Writer, s *benchsummary.Summary, p pair, t table) error {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Switchyard bench %s\n\n", s.Commit)
 	if s.Date != "" {
@@ -44,7 +46,7 @@ func legend(p pair) string {
 	return s
 }
 
-func writeReportFile(path string, s *summary, p pair, t table) error {
+func writeReportFile(path string, s *benchsummary.Summary, p pair, t table) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err

@@ -8,61 +8,19 @@ import (
 	"io"
 	"regexp"
 	"slices"
-)
 
-// summary is the JSON summary switchyard-bench writes for one run. Its shape
-// is a contract between the two commands: unknown keys are rejected so that a
-// renamed field fails loudly here instead of silently dropping a figure.
-type summary struct {
-	Commit   string   `json:"commit"`
-	Date     string   `json:"date"`
-	Host     host     `json:"host"`
-	Settings settings `json:"settings"`
-	Targets  []string `json:"targets"`
-	Notes    []string `json:"notes"`
-	Figures  []figure `json:"figures"`
-}
-
-type host struct {
-	CPUs   int    `json:"cpus"`
-	Kernel string `json:"kernel"`
-	Go     string `json:"go"`
-}
-
-type settings struct {
-	Runs                int `json:"runs"`
-	IperfSecs           int `json:"iperf_secs"`
-	ConnrateSecs        int `json:"connrate_secs"`
-	ConnrateConcurrency int `json:"connrate_concurrency"`
-	RTTN                int `json:"rtt_n"`
-	RTTSize             int `json:"rtt_size"`
-	IdleN               int `json:"idle_n"`
-}
-
-// figure is one measured quantity of one target over all runs.
-type figure struct {
-	Target string    `json:"target"`
-	Figure string    `json:"figure"`
-	Unit   string    `json:"unit"`
-	Better string    `json:"better"`
-	Values []float64 `json:"values"`
-	Median float64   `json:"median"`
-	Min    float64   `json:"min"`
-	Max    float64   `json:"max"`
-}
-
-const (
-	betterHigher = "higher"
-	betterLower  = "lower"
+	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
 )
 
 // knownFigures is the order of the rows in the table and of the charts;
-// figures not listed here follow in the order they first appear.
+// figures not listed here follow in the order they first appear. Any may
+// be missing: summaries from before rtt1 have none of its figures.
 var knownFigures = []string{
 	"gbps_p1_fwd", "gbps_p1_rev", "gbps_p4_fwd", "gbps_p4_rev",
 	"cpu_s_per_gib_p1_fwd", "cpu_s_per_gib_p1_rev", "cpu_s_per_gib_p4_fwd", "cpu_s_per_gib_p4_rev",
 	"conn_per_s", "conn_p99_ms",
 	"rtt_p50_us", "rtt_p99_us", "rtt_p999_us",
+	"rtt1_p50_us", "rtt1_p99_us", "rtt1_p999_us",
 	"idle_fds_per_conn", "idle_rss_b_per_conn",
 }
 
@@ -74,23 +32,23 @@ var figureName = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
 
 // parseSummary decodes a summary strictly and checks it, reporting every
 // problem at once with the JSON path of the key it concerns.
-func parseSummary(data []byte) (*summary, error) {
+func parseSummary(data []byte) (*benchsummary.Summary, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	var s summary
+	var s benchsummary.Summary
 	if err := dec.Decode(&s); err != nil {
 		return nil, fmt.Errorf("bad JSON: %w", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("bad JSON: data after the summary object")
 	}
-	if err := s.validate(); err != nil {
+	if err := validate(&s); err != nil {
 		return nil, err
 	}
 	return &s, nil
 }
 
-func (s *summary) validate() error {
+func validate(s *benchsummary.Summary) error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
@@ -122,8 +80,8 @@ func (s *summary) validate() error {
 		if f.Unit == "" {
 			add("%s.unit: empty", p)
 		}
-		if f.Better != betterHigher && f.Better != betterLower {
-			add("%s.better: must be %q or %q, got %q", p, betterHigher, betterLower, f.Better)
+		if f.Better != benchsummary.BetterHigher && f.Better != benchsummary.BetterLower {
+			add("%s.better: must be %q or %q, got %q", p, benchsummary.BetterHigher, benchsummary.BetterLower, f.Better)
 		}
 		if len(f.Values) == 0 {
 			add("%s.values: empty", p)
@@ -147,10 +105,10 @@ func (s *summary) validate() error {
 }
 
 // figureNames lists the figures present, known ones first in their order.
-func (s *summary) figureNames() []string {
+func figureNames(s *benchsummary.Summary) []string {
 	var names []string
 	for _, n := range knownFigures {
-		if s.has(n) {
+		if hasFigure(s, n) {
 			names = append(names, n)
 		}
 	}
@@ -162,26 +120,16 @@ func (s *summary) figureNames() []string {
 	return names
 }
 
-func (s *summary) has(name string) bool {
-	return slices.ContainsFunc(s.Figures, func(f figure) bool { return f.Figure == name })
+func hasFigure(s *benchsummary.Summary, name string) bool {
+	return slices.ContainsFunc(s.Figures, func(f benchsummary.Figure) bool { return f.Figure == name })
 }
 
-// lookup returns the figure name of target, if measured.
-func (s *summary) lookup(target, name string) (figure, bool) {
-	for _, f := range s.Figures {
-		if f.Target == target && f.Figure == name {
-			return f, true
-		}
-	}
-	return figure{}, false
-}
-
-// measured lists the targets with at least one figure, in the order of
-// targets; a skipped target (see notes) gets no column and no bar.
-func (s *summary) measured() []string {
+// measuredTargets lists the targets with at least one figure, in the order
+// of targets; a skipped target (see notes) gets no column and no bar.
+func measuredTargets(s *benchsummary.Summary) []string {
 	var out []string
 	for _, t := range s.Targets {
-		if slices.ContainsFunc(s.Figures, func(f figure) bool { return f.Target == t }) {
+		if slices.ContainsFunc(s.Figures, func(f benchsummary.Figure) bool { return f.Target == t }) {
 			out = append(out, t)
 		}
 	}

@@ -2,8 +2,11 @@ package main
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
 )
 
 const samplePath = "testdata/summary.json"
@@ -25,27 +28,55 @@ func TestParseSummarySample(t *testing.T) {
 	if s.Commit != "ccd804c" || s.Host.CPUs != 2 || s.Settings.Runs != 3 || s.Settings.IdleN != 9800 {
 		t.Errorf("header: got %+v %+v %+v", s.Commit, s.Host, s.Settings)
 	}
-	if got, want := strings.Join(s.measured(), ","), "direct,base,head,haproxy"; got != want {
+	if got, want := strings.Join(measuredTargets(s), ","), "direct,base,head,haproxy"; got != want {
 		t.Errorf("measured targets: got %s, want %s (nginx has no figures)", got, want)
 	}
-	names := s.figureNames()
-	if len(names) != len(knownFigures) || names[0] != "gbps_p1_fwd" || names[len(names)-1] != "idle_rss_b_per_conn" {
-		t.Errorf("figure names: got %v", names)
+	// The sample predates the 1-CPU RTT: every known figure but rtt1's.
+	want := slices.DeleteFunc(slices.Clone(knownFigures), func(n string) bool { return strings.HasPrefix(n, "rtt1_") })
+	if got := figureNames(s); !slices.Equal(got, want) {
+		t.Errorf("figure names: got %v, want %v", got, want)
 	}
-	f, ok := s.lookup("head", "gbps_p1_fwd")
-	if !ok || f.Median != 19.8 || f.Min != 19.4 || f.Max != 20.1 || f.Unit != "Gb/s" || f.Better != betterHigher {
+	f, ok := s.Lookup("head", "gbps_p1_fwd")
+	if !ok || f.Median != 19.8 || f.Min != 19.4 || f.Max != 20.1 || f.Unit != "Gb/s" || f.Better != benchsummary.BetterHigher {
 		t.Errorf("head gbps_p1_fwd: got %+v, %v", f, ok)
 	}
-	if _, ok := s.lookup("direct", "cpu_s_per_gib_p1_fwd"); ok {
+	if _, ok := s.Lookup("direct", "cpu_s_per_gib_p1_fwd"); ok {
 		t.Error("direct has no CPU figure in the sample")
 	}
 }
 
+// TestParseBenchWritten parses what switchyard-bench writes: its
+// TestSummaryContract keeps testdata/bench-written.json current. Every
+// figure in it must be known here, so the table and charts order them as
+// the bench's table does.
+func TestParseBenchWritten(t *testing.T) {
+	data, err := os.ReadFile("testdata/bench-written.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := parseSummary(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var written []string
+	for _, f := range s.Figures {
+		if !slices.Contains(written, f.Figure) {
+			written = append(written, f.Figure)
+		}
+	}
+	if got := figureNames(s); !slices.Equal(got, written) {
+		t.Errorf("figure order: got %v, want the bench's %v (is knownFigures missing one?)", got, written)
+	}
+	if got, want := strings.Join(measuredTargets(s), ","), "direct,switchyard"; got != want {
+		t.Errorf("measured targets: got %s, want %s", got, want)
+	}
+}
+
 func TestFigureNamesUnknownLast(t *testing.T) {
-	s := &summary{Targets: []string{"a"}, Figures: []figure{
+	s := &benchsummary.Summary{Targets: []string{"a"}, Figures: []benchsummary.Figure{
 		fig("a", "zz_new", 1, 1, 1), fig("a", "rtt_p99_us", 1, 1, 1), fig("a", "aa_new", 1, 1, 1),
 	}}
-	if got, want := strings.Join(s.figureNames(), ","), "rtt_p99_us,zz_new,aa_new"; got != want {
+	if got, want := strings.Join(figureNames(s), ","), "rtt_p99_us,zz_new,aa_new"; got != want {
 		t.Errorf("got %s, want %s", got, want)
 	}
 }
@@ -116,6 +147,9 @@ func TestParseSummaryReportsEveryError(t *testing.T) {
 
 func FuzzParseSummary(f *testing.F) {
 	f.Add(readSample(f))
+	if data, err := os.ReadFile("testdata/bench-written.json"); err == nil {
+		f.Add(data)
+	}
 	f.Add([]byte(strings.Replace(minimal, "%s", goodFigure, 1)))
 	f.Add([]byte(strings.Replace(minimal, "%s", goodFigure+","+strings.Replace(goodFigure, `"base"`, `"head"`, 1), 1)))
 	f.Add([]byte(`{"targets":["a"],"figures":[{"target":"a","figure":"x","unit":"u","better":"lower","values":[0],"median":0,"min":0,"max":0}]}`))
@@ -129,7 +163,7 @@ func FuzzParseSummary(f *testing.F) {
 			}
 			return
 		}
-		if len(s.Figures) == 0 || len(s.measured()) == 0 {
+		if len(s.Figures) == 0 || len(measuredTargets(s)) == 0 {
 			t.Fatalf("valid summary without figures: %+v", s)
 		}
 		for _, f := range s.Figures {
@@ -143,8 +177,8 @@ func FuzzParseSummary(f *testing.F) {
 			t.Fatalf("default pair: %v", err)
 		}
 		tbl := compareTable(s, p)
-		if len(tbl.rows) != len(s.figureNames()) {
-			t.Fatalf("%d rows for %d figures", len(tbl.rows), len(s.figureNames()))
+		if len(tbl.rows) != len(figureNames(s)) {
+			t.Fatalf("%d rows for %d figures", len(tbl.rows), len(figureNames(s)))
 		}
 		var b strings.Builder
 		if err := writeReport(&b, s, p, tbl); err != nil {
