@@ -8,6 +8,11 @@ import (
 	"github.com/switchyard-proxy/switchyard/netpoll"
 )
 
+// Events are the epoll events both sockets of a duplex must be registered
+// for (edge-triggered): readiness both ways, the peer's FIN, and TCP urgent
+// data, which changes how a direction reads.
+const Events = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLPRI
+
 // Side names one socket of a duplex.
 type Side uint8
 
@@ -49,6 +54,8 @@ type half struct {
 	held      int
 	readable  bool // src may have bytes or EOF (edge seen, EAGAIN not yet)
 	hup       bool // src reported RDHUP, HUP or ERR: read it to the end
+	srcErr    bool // src reported ERR: check it even after its EOF
+	urgent    bool // src received TCP urgent data: no short-read rule, no splice
 	writable  bool // dst may take bytes
 	eof       bool // src returned EOF
 	shut      bool // dst was shut down for writing
@@ -79,14 +86,26 @@ func (d *Duplex) Init(pool *Pool, client, upstream int) {
 
 // Ready records epoll events reported for side s. Call Pump after.
 func (d *Duplex) Ready(s Side, events uint32) {
-	const readable = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR
+	const readable = unix.EPOLLIN | unix.EPOLLPRI | unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR
 	const writable = unix.EPOLLOUT | unix.EPOLLHUP | unix.EPOLLERR
 	const hangup = unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR
+	h := &d.h[s]
 	if events&readable != 0 {
-		d.h[s].readable = true
+		h.readable = true
 	}
 	if events&hangup != 0 {
-		d.h[s].hup = true
+		h.hup = true
+	}
+	if events&unix.EPOLLERR != 0 {
+		h.srcErr = true
+	}
+	if events&unix.EPOLLPRI != 0 {
+		// TCP urgent data: read(2) stops at the urgent mark and steps
+		// over the urgent byte (which is not forwarded: out-of-band
+		// data has no place in a byte stream), while splice stops there
+		// for good. From now on this direction reads to EAGAIN, without
+		// splice.
+		h.urgent, h.readable = true, true
 	}
 	if events&writable != 0 {
 		d.h[1-s].writable = true
@@ -177,6 +196,15 @@ func (d *Duplex) pump(h *half) error {
 			h.pipe = nil
 		}
 		if h.eof {
+			if h.srcErr {
+				// src failed after its EOF (a reset after a
+				// half-close): only SO_ERROR tells, since it will
+				// never be read again.
+				h.srcErr = false
+				if err := sockError(h.src); err != nil {
+					return d.fail(h.src, err)
+				}
+			}
 			d.shut(h)
 			return nil
 		}
@@ -188,7 +216,7 @@ func (d *Duplex) pump(h *half) error {
 			return d.copy(h) // pool exhausted: move bytes without holding any
 		}
 		var err error
-		if h.bulk && !h.noSplice {
+		if h.bulk && !h.noSplice && !h.urgent {
 			err = d.spliceIn(h, p)
 		} else {
 			err = d.readWrite(h, p)
@@ -266,7 +294,7 @@ func (d *Duplex) readWrite(h *half, p *Pipe) error {
 	switch {
 	case n == len(buf):
 		h.bulk = true
-	case !h.hup:
+	case !h.hup && !h.urgent:
 		// A short read emptied the socket's receive queue, and under
 		// EPOLLET every later arrival of data raises a new event, so
 		// there is no need to read again just to see EAGAIN. A FIN
@@ -290,10 +318,12 @@ func (d *Duplex) readWrite(h *half, p *Pipe) error {
 	}
 	// An empty pipe of at least len(buf) bytes takes the rest in one write.
 	k, err := write(p.w, buf[m:n])
+	if k > 0 {
+		h.pipe, h.held = p, k // never back to the pool while it holds bytes
+	}
 	if err != nil || k != n-m {
 		return d.fail(h.src, os.NewSyscallError("write", errPipeShort(err)))
 	}
-	h.pipe, h.held = p, k
 	return nil
 }
 
@@ -350,6 +380,22 @@ func read(fd int, p []byte) (int, error) { return result(netpoll.Read(fd, p)) }
 func write(fd int, p []byte) (int, error) { return result(netpoll.Write(fd, p)) }
 
 func recv(fd int, p []byte, flags int) (int, error) { return result(netpoll.Recv(fd, p, flags)) }
+
+// sockError returns the pending error of a socket (SO_ERROR), if any.
+func sockError(fd int) error {
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return os.NewSyscallError("getsockopt", err)
+	}
+	if v != 0 {
+		return os.NewSyscallError("read", unix.Errno(v))
+	}
+	return nil
+}
+
+// Holding reports whether bytes read from one side wait in a pipe for the
+// other: closing now would lose them.
+func (d *Duplex) Holding() bool { return d.h[0].held > 0 || d.h[1].held > 0 }
 
 func result(n int, e unix.Errno) (int, error) {
 	if e != 0 {

@@ -158,6 +158,7 @@ func newRig(tb testing.TB, pipeSize, maxPipes, bufSize int) *rig {
 			tb.Errorf("Run: %v", err)
 		}
 		// The loop has exited: the pool is ours.
+		l.Free()
 		r.pool.Close()
 		if n := r.pool.Open(); n != 0 {
 			tb.Errorf("%d pipes still open after the duplex was released", n)
@@ -169,7 +170,7 @@ func newRig(tb testing.TB, pipeSize, maxPipes, bufSize int) *rig {
 	c := &conn{loop: l, cfd: cfd, ufd: ufd, done: make(chan struct{})}
 	c.sides = [2]connSide{{c, Client}, {c, Upstream}}
 	r.conn = c
-	const events = netpoll.EventIn | netpoll.EventOut | netpoll.EventRdHup
+	const events = Events
 	r.onLoop(tb, func() {
 		c.d.Init(r.pool, cfd, ufd)
 		if err := l.Add(cfd, events, &c.sides[Client]); err != nil {

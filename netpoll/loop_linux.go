@@ -73,6 +73,7 @@ type Loop struct {
 	limit    int
 	notified atomic.Bool
 	stopping atomic.Bool
+	freed    atomic.Bool
 	closed   bool
 	done     chan struct{}
 }
@@ -215,7 +216,9 @@ func (l *Loop) wake() {
 // by a full queue. Safe from any goroutine; idempotent.
 func (l *Loop) Stop() {
 	l.stopping.Store(true)
-	l.wake()
+	if !l.freed.Load() {
+		l.wake()
+	}
 }
 
 // Done is closed when Run has returned.
@@ -364,8 +367,18 @@ func (l *Loop) shutdown() {
 		}
 	}
 	l.timers = nil
-	unix.Close(l.wakefd)
-	unix.Close(l.epfd)
+	// epfd and wakefd stay open until Free: another goroutine may be in
+	// the middle of a Post or Stop, and a closed wakefd number could be
+	// reused by someone's socket before its eventfd write lands.
+}
+
+// Free closes the loop's epoll and eventfd descriptors. Call it once Run
+// has returned and nothing will Post to or Stop the loop again.
+func (l *Loop) Free() {
+	if l.freed.CompareAndSwap(false, true) {
+		unix.Close(l.wakefd)
+		unix.Close(l.epfd)
+	}
 }
 
 // String names the loop in logs.

@@ -9,12 +9,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// newLoop returns a loop that is freed when the test ends (after run's
+// cleanup has stopped it, since cleanups run last registered first).
 func newLoop(t *testing.T) *Loop {
 	t.Helper()
 	l, err := NewLoop(0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(l.Free)
 	return l
 }
 

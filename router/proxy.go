@@ -59,16 +59,15 @@ func Start(cfg *Config, log *slog.Logger) (*Proxy, error) {
 	for i := 0; i < n; i++ {
 		l, err := netpoll.NewLoop(i)
 		if err != nil {
-			p.Stop()
+			p.Stop() // stops the loops already running
 			return nil, err
 		}
-		p.workers = append(p.workers, &worker{
+		w := &worker{
 			loop: l,
 			pool: duplex.NewPool(cfg.Runtime.PipeSize, cfg.Runtime.MaxPipes, copyBufferSize),
 			rng:  rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		})
-	}
-	for _, w := range p.workers {
+		}
+		p.workers = append(p.workers, w)
 		go p.runLoop(w)
 	}
 	loops := p.loops()
@@ -114,16 +113,27 @@ func (p *Proxy) Workers() int { return len(p.workers) }
 func (p *Proxy) Stop() error {
 	var errs []error
 	p.stop.Do(func() {
+		// No server takes a new connection from here on, on any loop,
+		// while the loops close down one by one.
+		for _, r := range p.routers {
+			for _, s := range r.servers {
+				s.Close()
+			}
+		}
 		for _, w := range p.workers {
 			w.loop.Stop()
 		}
 		for _, w := range p.workers {
 			<-w.loop.Done()
-			// The loop has exited: its pool is ours now.
-			w.pool.Close()
 			if err := <-p.runErr; err != nil {
 				errs = append(errs, err)
 			}
+		}
+		// Every loop has exited, so none can post to another any more:
+		// their pools and descriptors are ours to release.
+		for _, w := range p.workers {
+			w.pool.Close()
+			w.loop.Free()
 		}
 		p.cancel()
 		if runtime.GOMAXPROCS(0) > p.procs {

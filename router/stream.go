@@ -25,7 +25,7 @@ const (
 // host ran out of descriptors or memory.
 const resourceRetryDelay = 100 * time.Millisecond
 
-const socketEvents = netpoll.EventIn | netpoll.EventOut | netpoll.EventRdHup
+const socketEvents = duplex.Events
 
 // stream is one proxied connection. It lives on the loop that accepted the
 // client and is touched only there.
@@ -316,12 +316,19 @@ func (s *stream) finish(reason server.Reason) {
 		resetOnClose(s.ufd) // the client reset while we were connecting
 	}
 	if s.phase == phaseEstablished {
-		if reason == server.ReasonReset {
+		switch {
+		case reason == server.ReasonReset:
 			peer := s.cfd
 			if s.dup.FailedSide() == duplex.Client {
 				peer = s.ufd
 			}
 			resetOnClose(peer)
+		case s.dup.Holding():
+			// A deadline or shutdown cuts the stream with bytes still
+			// in a pipe: a FIN would pass the truncated stream off as
+			// complete, a reset says it is not.
+			resetOnClose(s.cfd)
+			resetOnClose(s.ufd)
 		}
 		s.dup.Release()
 		up, down := s.dup.Bytes()

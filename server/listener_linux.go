@@ -124,7 +124,9 @@ func (ln *listener) acceptAll() {
 	}
 	for i := 0; i < acceptBatch; i++ {
 		if !s.reserve() {
-			ln.pause()
+			if !s.closing.Load() {
+				ln.pause()
+			}
 			return
 		}
 		fd, errno := ln.accept()
@@ -146,6 +148,9 @@ func (ln *listener) acceptAll() {
 		s.stats.accepted.Add(1)
 		ln.fill(fd)
 		s.d.Dispatch(ln.loop, fd, &ln.env)
+		if ln.retry.Scheduled() {
+			return // the connection found the host short of resources: rest
+		}
 	}
 	// More may be waiting: come back after the loop's other events.
 	ln.loop.Schedule(&ln.retry, ln.loop.Now(), ln)

@@ -38,6 +38,7 @@ type Server struct {
 
 	active  atomic.Int64 // accepted and not yet Done, plus in-flight reservations
 	npaused atomic.Int32
+	closing atomic.Bool // Close was called: accept nothing more
 	stats   counters
 }
 
@@ -139,8 +140,16 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
+// Close stops the server taking new connections, on every loop, at once:
+// listeners stay registered (their loops close them at shutdown) but accept
+// nothing more. Safe from any goroutine.
+func (s *Server) Close() { s.closing.Store(true) }
+
 // reserve takes a slot under max_connections before an accept.
 func (s *Server) reserve() bool {
+	if s.closing.Load() {
+		return false
+	}
 	if s.active.Add(1) > int64(s.cfg.MaxConnections) {
 		s.active.Add(-1)
 		return false
@@ -157,11 +166,19 @@ func (s *Server) release() {
 }
 
 func (s *Server) resume() {
+	if s.closing.Load() {
+		return
+	}
 	for _, ln := range s.listeners {
 		if ln.paused.CompareAndSwap(true, false) {
 			s.npaused.Add(-1)
-			// Fails only when the loop has stopped: nothing to resume.
-			_ = ln.loop.Post(ln.acceptFn)
+			if ln.loop.Post(ln.acceptFn) != nil {
+				// Queue full (or loop stopped): stay paused, so the
+				// next release tries again.
+				if ln.paused.CompareAndSwap(false, true) {
+					s.npaused.Add(1)
+				}
+			}
 		}
 	}
 }

@@ -60,7 +60,7 @@ func TestPinTreesRestores(t *testing.T) {
 	}
 	cmd.SysProcAttr = childProcAttr()
 	if err := cmd.Start(); err != nil {
-		t.Skip("cannot start sh:", err)
+		t.Fatal("cannot start sh:", err)
 	}
 	t.Cleanup(func() {
 		unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
@@ -109,7 +109,7 @@ func TestPinTreesGone(t *testing.T) {
 	cpu, _ := testCPU(t)
 	cmd := exec.Command("true")
 	if err := cmd.Run(); err != nil {
-		t.Skip("cannot run true:", err)
+		t.Fatal("cannot run true:", err)
 	}
 	if _, err := pinTrees(cpu, cmd.Process.Pid); !errors.Is(err, errCannotPin) {
 		t.Fatalf("pinning a reaped process: %v, want errCannotPin", err)

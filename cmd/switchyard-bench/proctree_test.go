@@ -40,7 +40,7 @@ func TestSampleTreeSelf(t *testing.T) {
 func TestSampleTreeIncludesChildren(t *testing.T) {
 	cmd := exec.Command("sleep", "60")
 	if err := cmd.Start(); err != nil {
-		t.Skip("cannot start sleep:", err)
+		t.Fatal("cannot start sleep:", err)
 	}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
@@ -68,7 +68,7 @@ func TestSampleTreeIncludesChildren(t *testing.T) {
 func TestSampleTreeGone(t *testing.T) {
 	cmd := exec.Command("true")
 	if err := cmd.Run(); err != nil {
-		t.Skip("cannot run true:", err)
+		t.Fatal("cannot run true:", err)
 	}
 	if _, err := sampleTree(cmd.Process.Pid); err == nil {
 		t.Fatal("sampleTree of a reaped process succeeded")
