@@ -105,8 +105,12 @@ func (s *Server) Listen(loops []*netpoll.Loop) error {
 	}
 	s.addr = addr
 	s.listeners = lns
-	for _, ln := range lns {
+	for i, ln := range lns {
 		if err := ln.loop.Post(ln.register); err != nil {
+			// The ones posted are the loops' to close; the rest ours.
+			for _, rest := range lns[i:] {
+				rest.closeUnregistered()
+			}
 			return fmt.Errorf("server %s: %w", s.cfg.Listen, err)
 		}
 	}
