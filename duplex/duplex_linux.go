@@ -112,15 +112,6 @@ func (d *Duplex) Ready(s Side, events uint32) {
 	}
 }
 
-// MarkReady records both sockets as readable and writable, for the first
-// Pump after the upstream connects (readiness seen before Init is unknown).
-func (d *Duplex) MarkReady() {
-	for i := range d.h {
-		d.h[i].readable = true
-		d.h[i].writable = true
-	}
-}
-
 // Pump moves whatever can move now in both directions. Moved reports
 // whether the call transferred any byte or EOF.
 func (d *Duplex) Pump() Status {

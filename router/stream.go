@@ -49,11 +49,10 @@ type stream struct {
 	triedBuf [4]*endpoint.Endpoint
 	timedOut bool // the last failed attempt timed out
 
-	clientEvents    uint32 // client readiness seen while connecting
-	attemptDeadline int64
-	lastActive      int64
-	timer           netpoll.Timer
-	dup             duplex.Duplex
+	clientEvents uint32 // client readiness seen while connecting
+	lastActive   int64
+	timer        netpoll.Timer
+	dup          duplex.Duplex
 }
 
 // side is the netpoll.Handler of one of a stream's sockets.
@@ -158,8 +157,7 @@ func (s *stream) connect() {
 			continue
 		}
 		s.ep, s.ufd = ep, fd
-		s.attemptDeadline = min(now+int64(s.r.client.ConnectTimeout), s.env.ConnectDeadline)
-		l.Schedule(&s.timer, s.attemptDeadline, s)
+		l.Schedule(&s.timer, min(now+int64(s.r.client.ConnectTimeout), s.env.ConnectDeadline), s)
 		return
 	}
 }
