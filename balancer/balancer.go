@@ -1,9 +1,15 @@
 // Package balancer chooses which endpoint of a destination name a new
-// connection goes to. A Balancer holds the current endpoint set of one name
-// as an immutable snapshot swapped atomically (atomic.Pointer), so a
-// discovery update never waits for traffic and never runs on the data path:
-// the interpreter watching the name calls Update from its own goroutine, and
-// event loops call Pick without taking a lock or allocating.
+// connection goes to. A Balancer holds what is known of one name as an
+// immutable snapshot swapped atomically (atomic.Pointer): the answer's state
+// and, when the name is bound, its endpoint set. A discovery update never
+// waits for traffic and never runs on the data path: the interpreter
+// watching the name calls Update from its own goroutine, and event loops
+// call Pick without taking a lock or allocating.
+//
+// Until the first answer a balancer is pending: connections wait for it,
+// parked on their own event loops. A loop subscribes with OnAnswer and is
+// called back once the first answer is in; the balancer only counts the
+// waiters (AddWaiter, DoneWaiting) to bound them.
 package balancer
 
 import (
@@ -11,72 +17,192 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/switchyard-proxy/switchyard/endpoint"
 	"github.com/switchyard-proxy/switchyard/interpreter"
 )
 
+// State is what a balancer knows of its name.
+type State uint8
+
+const (
+	Pending  State = iota // no answer yet: connections wait
+	Bound                 // the name has an endpoint set (possibly empty)
+	NotFound              // the name does not exist: connections fail fast
+	Failed                // resolution failed before any set: connections fail fast
+)
+
+var stateNames = [...]string{"pending", "bound", "not_found", "failed"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "unknown"
+}
+
+// Options are a balancer's settings.
+type Options struct {
+	// Accrual is the failure-accrual policy for the name's endpoints,
+	// returned by Accrual for the callers of endpoint.Failed.
+	Accrual endpoint.Accrual
+	// MaxWaiters bounds the connections waiting for the first answer.
+	MaxWaiters int
+	// Clock returns the event loops' monotonic time (netpoll.Monotonic);
+	// nil reads time.Now.
+	Clock func() int64
+}
+
 // Balancer spreads the connections to one destination name over the
 // endpoints the name resolves to. Create it with New.
 type Balancer struct {
-	name    string
-	accrual endpoint.Accrual
+	name string
+	opt  Options
 
-	mu   sync.Mutex               // serialises Update; Pick never takes it
-	snap atomic.Pointer[snapshot] // nil until the first Update
+	snap    atomic.Pointer[snapshot] // never nil
+	waiters atomic.Int32
+
+	mu       sync.Mutex                            // serialises Update and OnAnswer; Pick never takes it
+	retired  map[netip.AddrPort]*endpoint.Endpoint // left the set with connections open or set aside
+	notify   map[any]func()                        // to call on the first answer, by subscriber
+	answers  uint64                                // Updates applied
+	failures uint64                                // Failed answers
+	lastErr  error                                 // of the last Failed answer
+	lastAt   int64                                 // Clock time of the last answer; 0: none
 }
 
-// snapshot is one endpoint set. It is never modified after it is published,
-// so readers need no lock.
+// snapshot is one state of a name. It is never modified after it is
+// published, so readers need no lock.
 type snapshot struct {
-	endpoints []*endpoint.Endpoint // distinct addresses, in resolution order
+	state     State
+	endpoints []*endpoint.Endpoint // Bound only: distinct addresses, in resolution order
 }
+
+var pending = &snapshot{state: Pending}
 
 var _ interpreter.Sink = (*Balancer)(nil)
 
-// New returns a balancer for name with no endpoints yet. accrual is the
-// failure-accrual policy for the name's endpoints, returned by Accrual for
-// the callers of endpoint.Failed.
-func New(name string, accrual endpoint.Accrual) *Balancer {
-	return &Balancer{name: name, accrual: accrual}
+// New returns a pending balancer for name.
+func New(name string, o Options) *Balancer {
+	if o.Clock == nil {
+		o.Clock = func() int64 { return time.Now().UnixNano() }
+	}
+	b := &Balancer{name: name, opt: o}
+	b.snap.Store(pending)
+	return b
 }
 
 // Name returns the destination name the balancer serves.
 func (b *Balancer) Name() string { return b.name }
 
-// Accrual returns the failure-accrual policy given to New.
-func (b *Balancer) Accrual() endpoint.Accrual { return b.accrual }
+// Accrual returns the failure-accrual policy.
+func (b *Balancer) Accrual() endpoint.Accrual { return b.opt.Accrual }
 
-// Resolved reports whether at least one Update has been applied.
-func (b *Balancer) Resolved() bool { return b.snap.Load() != nil }
+// State returns what the balancer knows of its name.
+func (b *Balancer) State() State { return b.snap.Load().state }
 
-// Endpoints returns the current endpoint set, nil before the first Update.
-// The slice is shared and must not be modified.
-func (b *Balancer) Endpoints() []*endpoint.Endpoint {
-	if s := b.snap.Load(); s != nil {
-		return s.endpoints
+// Resolved reports whether an answer has arrived.
+func (b *Balancer) Resolved() bool { return b.State() != Pending }
+
+// Endpoints returns the current endpoint set, nil unless Bound. The slice is
+// shared and must not be modified.
+func (b *Balancer) Endpoints() []*endpoint.Endpoint { return b.snap.Load().endpoints }
+
+// AddWaiter counts a connection that starts waiting for the first answer.
+// It returns false, counting nothing, when MaxWaiters connections already
+// wait. Every true is matched by one DoneWaiting.
+func (b *Balancer) AddWaiter() bool {
+	limit := int32(min(b.opt.MaxWaiters, math.MaxInt32))
+	for {
+		n := b.waiters.Load()
+		if n >= limit {
+			return false
+		}
+		if b.waiters.CompareAndSwap(n, n+1) {
+			return true
+		}
 	}
-	return nil
 }
 
-// Update replaces the endpoint set with r. It may be called from any
-// goroutine, concurrently with Pick; Updates are applied one at a time.
-//
-// An address already in the set keeps its *endpoint.Endpoint, so its load
-// and failure state carry over; if its weight changed it gets a new one
-// made by WithWeight, which shares that state. Addresses that appear more
-// than once are merged with their weights summed; an IPv4-mapped IPv6
-// address is the same address as the IPv4 one. Entries with an invalid
-// address or a weight that is not positive and finite are dropped.
-func (b *Balancer) Update(r interpreter.Resolution) {
+// DoneWaiting ends what AddWaiter started.
+func (b *Balancer) DoneWaiting() { b.waiters.Add(-1) }
+
+// Waiters returns the number of connections waiting for the first answer.
+func (b *Balancer) Waiters() int { return int(b.waiters.Load()) }
+
+// OnAnswer arranges for f to be called once, from the goroutine that
+// delivers it, when the first answer arrives; f replaces an earlier
+// function of the same subscriber, so a subscriber that comes back is
+// called once. It returns false, and never calls f, if the answer is
+// already in. f must not block: it posts to a loop.
+func (b *Balancer) OnAnswer(subscriber any, f func()) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.snap.Load().state != Pending {
+		return false
+	}
+	if b.notify == nil {
+		b.notify = make(map[any]func())
+	}
+	b.notify[subscriber] = f
+	return true
+}
 
-	old := make(map[netip.AddrPort]*endpoint.Endpoint)
-	if s := b.snap.Load(); s != nil {
-		for _, e := range s.endpoints {
-			old[key(e.Addr)] = e
+// Update applies an answer. It may be called from any goroutine,
+// concurrently with Pick; Updates are applied one at a time.
+//
+// A Bound answer replaces the endpoint set. An address already in the set,
+// or retired from it, keeps its *endpoint.Endpoint, so its load and failure
+// state carry over; if its weight changed it gets a new one made by
+// WithWeight, which shares that state. Addresses that appear more than once
+// are merged with their weights summed; an IPv4-mapped IPv6 address is the
+// same address as the IPv4 one. Entries with an invalid address or a
+// weight that is not positive and finite are dropped. An endpoint that
+// leaves the set is retired: it takes no new connections, while those open
+// run to their end.
+//
+// A NotFound answer empties the set. A Failed answer keeps the set of an
+// earlier answer; with none, the balancer is Failed.
+func (b *Balancer) Update(r interpreter.Resolution) {
+	b.mu.Lock()
+	old := b.snap.Load()
+	now := b.opt.Clock()
+	b.answers++
+	b.lastAt = now
+	var next *snapshot
+	switch r.State {
+	case interpreter.Bound:
+		next = b.bind(old, r.Endpoints, now)
+	case interpreter.NotFound:
+		b.retire(old.endpoints, nil, now)
+		next = &snapshot{state: NotFound}
+	default:
+		b.failures++
+		b.lastErr = r.Err
+		if old.state != Pending && old.state != Failed {
+			b.mu.Unlock()
+			return // the last good answer stands
 		}
+		next = &snapshot{state: Failed}
+	}
+	b.snap.Store(next)
+	notify := b.notify
+	b.notify = nil
+	b.mu.Unlock()
+	for _, f := range notify {
+		f()
+	}
+}
+
+// bind builds the snapshot of a Bound answer. b.mu is held.
+func (b *Balancer) bind(old *snapshot, eps []interpreter.Endpoint, now int64) *snapshot {
+	known := make(map[netip.AddrPort]*endpoint.Endpoint, len(old.endpoints)+len(b.retired))
+	for k, e := range b.retired {
+		known[k] = e
+	}
+	for _, e := range old.endpoints {
+		known[key(e.Addr)] = e
 	}
 
 	type entry struct {
@@ -84,8 +210,8 @@ func (b *Balancer) Update(r interpreter.Resolution) {
 		weight float64
 	}
 	var order []entry
-	index := make(map[netip.AddrPort]int, len(r.Endpoints))
-	for _, re := range r.Endpoints {
+	index := make(map[netip.AddrPort]int, len(eps))
+	for _, re := range eps {
 		if !re.Addr.IsValid() || !(re.Weight > 0) || math.IsInf(re.Weight, 1) {
 			continue
 		}
@@ -98,18 +224,42 @@ func (b *Balancer) Update(r interpreter.Resolution) {
 		order = append(order, entry{re.Addr, re.Weight})
 	}
 
-	next := &snapshot{endpoints: make([]*endpoint.Endpoint, 0, len(order))}
+	next := &snapshot{state: Bound, endpoints: make([]*endpoint.Endpoint, 0, len(order))}
 	for _, en := range order {
-		e, ok := old[key(en.addr)]
+		k := key(en.addr)
+		e, ok := known[k]
 		switch {
 		case !ok:
 			e = endpoint.New(en.addr, en.weight)
 		case e.Weight != en.weight:
 			e = e.WithWeight(en.weight)
 		}
+		delete(b.retired, k)
 		next.endpoints = append(next.endpoints, e)
 	}
-	b.snap.Store(next)
+	b.retire(old.endpoints, index, now)
+	return next
+}
+
+// retire moves the endpoints of old that are not in keep to the retired
+// set, and forgets retired endpoints with nothing left to remember: no
+// connection open and no penalty running. b.mu is held.
+func (b *Balancer) retire(old []*endpoint.Endpoint, keep map[netip.AddrPort]int, now int64) {
+	for _, e := range old {
+		k := key(e.Addr)
+		if _, ok := keep[k]; ok {
+			continue
+		}
+		if b.retired == nil {
+			b.retired = make(map[netip.AddrPort]*endpoint.Endpoint)
+		}
+		b.retired[k] = e
+	}
+	for k, e := range b.retired {
+		if e.Load() == 0 && e.Available(now) {
+			delete(b.retired, k)
+		}
+	}
 }
 
 // key is the identity of an address in a set: IPv4-mapped IPv6 addresses

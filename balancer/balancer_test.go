@@ -55,7 +55,7 @@ func picks(b *Balancer, n int, now int64, exclude ...*endpoint.Endpoint) map[*en
 func TestPickFollowsWeights(t *testing.T) {
 	// Ten endpoints, alternately weighted 1 and 3, serving a stream of
 	// connections of which the 200 most recent are open.
-	b := New("web", accrual)
+	b := New("web", Options{Accrual: accrual})
 	var eps []string
 	for i, a := range addrs(10, "") {
 		eps = append(eps, a+[]string{"*1", "*3"}[i%2])
@@ -83,7 +83,7 @@ func TestPickFollowsWeights(t *testing.T) {
 }
 
 func TestPickEqualLoadPrefersWeight(t *testing.T) {
-	b := New("web", accrual)
+	b := New("web", Options{Accrual: accrual})
 	b.Update(resolution(t, "127.0.0.1:80*1", "127.0.0.2:80*3"))
 	eps := b.Endpoints()
 	for _, e := range eps {
@@ -98,7 +98,7 @@ func TestPickEqualLoadPrefersWeight(t *testing.T) {
 }
 
 func TestPickAvoidsLoad(t *testing.T) {
-	b := New("web", accrual)
+	b := New("web", Options{Accrual: accrual})
 	b.Update(resolution(t, addrs(10, "")...))
 	busy := b.Endpoints()[3]
 	for range 100 {
@@ -137,7 +137,7 @@ func TestPickCandidates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := New("web", accrual)
+			b := New("web", Options{Accrual: accrual})
 			b.Update(resolution(t, addrs(tt.size, "")...))
 			eps := b.Endpoints()
 			for _, i := range tt.setAside {
@@ -182,7 +182,7 @@ func seq(from, to int) []int {
 }
 
 func TestPickBeforeAndAfterEmpty(t *testing.T) {
-	b := New("web", accrual)
+	b := New("web", Options{Accrual: accrual})
 	rng := newRand()
 	if b.Resolved() || b.Endpoints() != nil || b.Pick(rng, 0, nil) != nil {
 		t.Fatalf("new balancer: Resolved %v, Endpoints %v, Pick not nil", b.Resolved(), b.Endpoints())
@@ -194,7 +194,7 @@ func TestPickBeforeAndAfterEmpty(t *testing.T) {
 }
 
 func TestUpdatePreservesEndpoints(t *testing.T) {
-	b := New("web", accrual)
+	b := New("web", Options{Accrual: accrual})
 	if b.Name() != "web" || b.Accrual() != accrual {
 		t.Fatalf("Name %q, Accrual %v", b.Name(), b.Accrual())
 	}
@@ -236,7 +236,7 @@ func TestUpdatePreservesEndpoints(t *testing.T) {
 }
 
 func TestUpdateCleansResolution(t *testing.T) {
-	b := New("web", accrual)
+	b := New("web", Options{Accrual: accrual})
 	r := resolution(t, "10.0.0.1:80", "10.0.0.2:80*2", "10.0.0.1:80*0.5", "[::ffff:10.0.0.2]:80")
 	r.Endpoints = append(r.Endpoints,
 		interpreter.Endpoint{Addr: netip.MustParseAddrPort("10.0.0.3:80"), Weight: 0},
@@ -258,7 +258,7 @@ func names(eps []*endpoint.Endpoint) []string {
 }
 
 func TestConcurrentUpdateAndPick(t *testing.T) {
-	b := New("web", accrual)
+	b := New("web", Options{Accrual: accrual})
 	sets := []interpreter.Resolution{
 		resolution(t, addrs(3, "")...),
 		resolution(t, addrs(10, "*2")...),
@@ -296,7 +296,7 @@ func TestConcurrentUpdateAndPick(t *testing.T) {
 }
 
 func TestPickDoesNotAllocate(t *testing.T) {
-	b := New("web", accrual)
+	b := New("web", Options{Accrual: accrual})
 	b.Update(resolution(t, addrs(100, "")...))
 	eps := b.Endpoints()
 	for _, e := range eps[:90] {
@@ -312,7 +312,7 @@ func TestPickDoesNotAllocate(t *testing.T) {
 func BenchmarkPick(b *testing.B) {
 	for _, size := range []int{2, 10, 100} {
 		b.Run(fmt.Sprintf("endpoints=%d", size), func(b *testing.B) {
-			bal := New("web", accrual)
+			bal := New("web", Options{Accrual: accrual})
 			bal.Update(resolution(b, addrs(size, "")...))
 			exclude := bal.Endpoints()[:1]
 			rng := newRand()

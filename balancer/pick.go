@@ -19,16 +19,13 @@ const attempts = 4
 // (the endpoints this connection already tried). If every endpoint not
 // excluded is set aside, they all become candidates again, since a connect
 // that may fail is better than none. With one candidate Pick returns it;
-// with none (no endpoints, no Update yet, or all excluded) it returns nil.
+// with none (no endpoints, a name not Bound, or all excluded) it
+// returns nil.
 //
 // Pick takes no lock and does not allocate. rng belongs to the caller's
 // event loop; it must not be shared between goroutines.
 func (b *Balancer) Pick(rng *rand.Rand, now int64, exclude []*endpoint.Endpoint) *endpoint.Endpoint {
-	s := b.snap.Load()
-	if s == nil {
-		return nil
-	}
-	eps := s.endpoints
+	eps := b.snap.Load().endpoints
 	if len(eps) < 2 {
 		if len(eps) == 1 && !excluded(eps[0], exclude) {
 			return eps[0]

@@ -3,92 +3,227 @@ package binder
 import (
 	"context"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/switchyard-proxy/switchyard/balancer"
-	"github.com/switchyard-proxy/switchyard/endpoint"
 	"github.com/switchyard-proxy/switchyard/interpreter"
 )
 
-// counting wraps an interpreter and counts Resolve calls per name.
-type counting struct {
-	interpreter.Interpreter
-	mu    sync.Mutex
-	calls map[string]int
+// watcher is an interpreter that answers from a static table and records
+// each watch, so tests can see which watches run.
+type watcher struct {
+	static *interpreter.Static
+	mu     sync.Mutex
+	calls  map[string]int
+	ctxs   map[string][]context.Context
+	closed atomic.Bool
 }
 
-func (c *counting) Resolve(ctx context.Context, name string, sink interpreter.Sink) error {
-	c.mu.Lock()
-	c.calls[name]++
-	c.mu.Unlock()
-	return c.Interpreter.Resolve(ctx, name, sink)
+func (w *watcher) Resolve(ctx context.Context, name string, sink interpreter.Sink) {
+	w.mu.Lock()
+	w.calls[name]++
+	w.ctxs[name] = append(w.ctxs[name], ctx)
+	w.mu.Unlock()
+	w.static.Resolve(ctx, name, sink)
 }
 
-func newBinder() (*Binder, *counting) {
-	static := interpreter.NewStatic(map[string][]interpreter.Endpoint{
-		"/svc/a": {{Addr: netip.MustParseAddrPort("127.0.0.1:1"), Weight: 1}},
-		"/svc/b": {},
-	})
-	c := &counting{Interpreter: static, calls: map[string]int{}}
-	return New(context.Background(), c, endpoint.Accrual{ConsecutiveFailures: 5}), c
+func (w *watcher) Close() error { w.closed.Store(true); return nil }
+
+func (w *watcher) count(name string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.calls[name]
+}
+
+func (w *watcher) watch(name string, i int) context.Context {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ctxs[name][i]
+}
+
+// clock is a manual clock for Bind, Release and the sweeper.
+type clock struct{ now atomic.Int64 }
+
+func (c *clock) Now() int64 { return c.now.Load() }
+
+func newBinder(t *testing.T, bindIdle time.Duration, maxNames int) (*Binder, *watcher, *clock) {
+	t.Helper()
+	w := &watcher{
+		static: interpreter.NewStatic(map[string][]interpreter.Endpoint{
+			"/svc/a": {{Addr: netip.MustParseAddrPort("127.0.0.1:1"), Weight: 1}},
+			"/svc/b": {},
+		}),
+		calls: map[string]int{},
+		ctxs:  map[string][]context.Context{},
+	}
+	c := &clock{}
+	c.now.Store(1)
+	b := New(w, Options{BindIdle: bindIdle, MaxNames: maxNames, Clock: c.Now, Balancer: balancer.Options{MaxWaiters: 10}})
+	t.Cleanup(func() { b.Close() })
+	return b, w, c
 }
 
 func TestBindCreatesOneBalancerPerName(t *testing.T) {
-	b, c := newBinder()
+	b, w, c := newBinder(t, time.Hour, 100)
 	const n = 64
-	got := make([]*balancer.Balancer, n)
+	got := make([]*Name, n)
 	var wg sync.WaitGroup
-	var failures atomic.Int32
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			bal, err := b.Bind("/svc/a")
+			nm, err := b.Bind("/svc/a", c.Now())
 			if err != nil {
-				failures.Add(1)
+				t.Error(err)
 			}
-			got[i] = bal
+			got[i] = nm
 		}()
 	}
 	wg.Wait()
-	if failures.Load() != 0 {
-		t.Fatalf("%d binds failed", failures.Load())
-	}
 	for i := range got {
 		if got[i] != got[0] {
-			t.Fatalf("bind %d returned another balancer", i)
+			t.Fatalf("bind %d returned another name entry", i)
 		}
 	}
-	if c.calls["/svc/a"] != 1 {
-		t.Fatalf("Resolve called %d times for one name, want 1", c.calls["/svc/a"])
+	if w.count("/svc/a") != 1 {
+		t.Fatalf("Resolve called %d times for one name, want 1", w.count("/svc/a"))
 	}
-	if !got[0].Resolved() || len(got[0].Endpoints()) != 1 {
-		t.Fatalf("balancer not fed by the interpreter: resolved=%v endpoints=%d", got[0].Resolved(), len(got[0].Endpoints()))
+	bal := got[0].Balancer()
+	if bal.State() != balancer.Bound || len(bal.Endpoints()) != 1 {
+		t.Fatalf("balancer not fed by the interpreter: %v with %d endpoints", bal.State(), len(bal.Endpoints()))
 	}
-	other, err := b.Bind("/svc/b")
+	if r := got[0].refs.Load(); r != n {
+		t.Fatalf("refs = %d after %d binds", r, n)
+	}
+	other, err := b.Bind("/svc/b", c.Now())
 	if err != nil || other == got[0] {
-		t.Fatalf("second name: %v, same balancer %v", err, other == got[0])
+		t.Fatalf("second name: %v, same entry %v", err, other == got[0])
 	}
-	if len(b.Balancers()) != 2 {
-		t.Fatalf("Balancers() = %d, want 2", len(b.Balancers()))
+	if b.Len() != 2 || len(b.Balancers()) != 2 {
+		t.Fatalf("Len() = %d, Balancers() = %d, want 2", b.Len(), len(b.Balancers()))
 	}
 }
 
-func TestBindUnknownNameFailsAndIsNotCached(t *testing.T) {
-	b, c := newBinder()
-	for i := 0; i < 2; i++ {
-		_, err := b.Bind("/svc/missing")
-		if err == nil || !strings.Contains(err.Error(), "/svc/missing") {
-			t.Fatalf("Bind of an unknown name: %v, want an error naming it", err)
+func TestUnknownNameIsCachedAsNotFound(t *testing.T) {
+	b, w, c := newBinder(t, time.Hour, 100)
+	for i := 0; i < 3; i++ {
+		n, err := b.Bind("/svc/missing", c.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := n.Balancer().State(); st != balancer.NotFound {
+			t.Fatalf("state %v, want not_found", st)
+		}
+		n.Release(c.Now())
+	}
+	if w.count("/svc/missing") != 1 {
+		t.Fatalf("a name that does not exist was looked up %d times, want once", w.count("/svc/missing"))
+	}
+}
+
+func TestSweepEvictsIdleNamesOnly(t *testing.T) {
+	b, w, c := newBinder(t, time.Hour, 100) // the test sweeps by hand
+	idle, _ := b.Bind("/svc/a", c.Now())
+	busy, _ := b.Bind("/svc/b", c.Now())
+	c.now.Add(int64(time.Second))
+	idle.Release(c.Now())
+
+	b.sweep(c.Now() + int64(time.Hour) - 1)
+	if b.Len() != 2 {
+		t.Fatalf("a name was evicted before bind_idle passed: %d left", b.Len())
+	}
+	b.sweep(c.Now() + int64(time.Hour))
+	if b.Len() != 1 {
+		t.Fatalf("after bind_idle: %d names, want 1 (the busy one)", b.Len())
+	}
+	if w.watch("/svc/a", 0).Err() == nil {
+		t.Error("the evicted name's watch is still running")
+	}
+	if w.watch("/svc/b", 0).Err() != nil {
+		t.Error("the busy name's watch was stopped")
+	}
+	if idle.acquire() {
+		t.Error("an evicted entry took a new connection")
+	}
+	again, err := b.Bind("/svc/a", c.Now())
+	if err != nil || again == idle || w.count("/svc/a") != 2 {
+		t.Fatalf("bind after eviction: %v, same entry %v, %d watches", err, again == idle, w.count("/svc/a"))
+	}
+	busy.Release(c.Now())
+}
+
+func TestSweeperRuns(t *testing.T) {
+	b, w, c := newBinder(t, 40*time.Millisecond, 100)
+	n, _ := b.Bind("/svc/a", c.Now())
+	n.Release(c.Now())
+	c.now.Add(int64(time.Second))
+	select {
+	case <-w.watch("/svc/a", 0).Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sweeper did not evict an idle name")
+	}
+	if b.Len() != 0 {
+		t.Fatalf("%d names left", b.Len())
+	}
+}
+
+func TestMaxNamesEvictsLeastRecentlyUsed(t *testing.T) {
+	b, w, c := newBinder(t, time.Hour, 3)
+	for _, name := range []string{"/svc/x", "/svc/y", "/svc/z"} {
+		n, err := b.Bind(name, c.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.now.Add(1)
+		n.Release(c.Now())
+	}
+	// y is used again, so x is now the least recently used.
+	y, _ := b.Bind("/svc/y", c.Now())
+	c.now.Add(1)
+	y.Release(c.Now())
+
+	if _, err := b.Bind("/svc/a", c.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if b.Len() != 3 {
+		t.Fatalf("%d names cached, want at most 3", b.Len())
+	}
+	if w.watch("/svc/x", 0).Err() == nil {
+		t.Error("the least recently used name was not the one evicted")
+	}
+	if w.watch("/svc/y", 0).Err() != nil || w.watch("/svc/z", 0).Err() != nil {
+		t.Error("a more recently used name was evicted")
+	}
+}
+
+func TestMaxNamesFullOfBusyNames(t *testing.T) {
+	b, _, c := newBinder(t, time.Hour, 2)
+	for _, name := range []string{"/svc/x", "/svc/y"} {
+		if _, err := b.Bind(name, c.Now()); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if c.calls["/svc/missing"] != 2 {
-		t.Fatalf("failed resolution was cached: %d calls, want 2", c.calls["/svc/missing"])
+	if _, err := b.Bind("/svc/z", c.Now()); err != ErrFull {
+		t.Fatalf("Bind with every cached name busy = %v, want ErrFull", err)
 	}
-	if len(b.Balancers()) != 0 {
-		t.Fatalf("a balancer was kept for an unknown name")
+	if _, err := b.Bind("/svc/x", c.Now()); err != nil {
+		t.Fatalf("a cached name failed to bind when the cache is full: %v", err)
+	}
+}
+
+func TestCloseStopsWatchesAndInterpreter(t *testing.T) {
+	b, w, c := newBinder(t, time.Hour, 100)
+	n, _ := b.Bind("/svc/a", c.Now())
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if w.watch("/svc/a", 0).Err() == nil || !w.closed.Load() {
+		t.Fatal("Close left a watch or the interpreter running")
+	}
+	if n.Balancer().State() != balancer.Bound {
+		t.Fatal("a bound connection's balancer lost its answer")
 	}
 }

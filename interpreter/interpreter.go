@@ -1,17 +1,26 @@
 // Package interpreter resolves destination names to sets of weighted
 // endpoints. An interpreter is a watch, not a lookup: Resolve starts
-// delivering resolutions for a name to a Sink and keeps delivering changes
-// until the context ends. The binder calls Resolve once per name, the first
-// time a connection asks for it; the balancer is the Sink.
+// delivering answers for a name to a Sink and keeps delivering changes until
+// the watch's context ends. The binder calls Resolve once per name, the first
+// time a connection asks for it; the name's balancer is the Sink.
 //
 // Resolve is called from an event loop and must not block: an interpreter
-// that needs the network or the disk does that work on its own goroutine and
-// calls the Sink from there.
+// that needs the network or the disk does that work on its own goroutines
+// and calls the Sink from there. Every network request an interpreter makes
+// has a timeout.
+//
+// Each kind of interpreter (static, namerd, file, dns) is a Kind: it decodes,
+// defaults and validates its own configuration keys and builds itself. The
+// router keeps the list of kinds; adding one is a new package and one line
+// there.
 package interpreter
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"net/netip"
+	"sync/atomic"
 )
 
 // Endpoint is one address a name resolves to, with its relative weight
@@ -21,20 +30,108 @@ type Endpoint struct {
 	Weight float64
 }
 
-// Resolution is the complete set of endpoints a name resolves to at one
-// moment. An empty set is a valid answer: connections to the name fail fast.
-type Resolution struct {
-	Endpoints []Endpoint
+// State says what kind of answer a Resolution is.
+type State uint8
+
+const (
+	// Bound: the name resolves to Endpoints. An empty set is a valid
+	// answer: connections to the name fail fast.
+	Bound State = iota
+	// NotFound: the name does not exist (namerd's "neg", NXDOMAIN, a
+	// missing file). Connections to it fail fast.
+	NotFound
+	// Failed: resolution failed (a resolver down, a malformed answer).
+	// Err says why. The last Bound set, if any, stays in use.
+	Failed
+)
+
+func (s State) String() string {
+	switch s {
+	case Bound:
+		return "bound"
+	case NotFound:
+		return "not_found"
+	case Failed:
+		return "failed"
+	}
+	return "unknown"
 }
 
-// Sink receives resolutions. Update may be called from any goroutine; it
-// must not block for long and must not keep the slice it is given.
+// Resolution is one answer about a name: the complete set of endpoints it
+// resolves to at one moment, or that it does not exist, or why resolving it
+// failed.
+type Resolution struct {
+	State     State
+	Endpoints []Endpoint // Bound only
+	Err       error      // Failed only
+}
+
+// BoundTo is a Bound answer with the given endpoints.
+func BoundTo(eps []Endpoint) Resolution { return Resolution{State: Bound, Endpoints: eps} }
+
+// NotFoundAnswer is the answer for a name that does not exist.
+func NotFoundAnswer() Resolution { return Resolution{State: NotFound} }
+
+// FailedWith is the answer for a resolution that failed with err.
+func FailedWith(err error) Resolution {
+	if err == nil {
+		err = errors.New("resolution failed")
+	}
+	return Resolution{State: Failed, Err: err}
+}
+
+// Sink receives the answers of one watch. Update may be called from any
+// goroutine, but the calls of one watch are never concurrent; it must not
+// block for long and must not keep the slice it is given.
 type Sink interface {
 	Update(Resolution)
 }
 
-// Interpreter starts a watch of name that feeds sink until ctx is done.
-// Resolve must not block. An error means the name cannot be watched at all.
+// Interpreter resolves names of one router.
 type Interpreter interface {
-	Resolve(ctx context.Context, name string, sink Sink) error
+	// Resolve starts a watch of name that feeds sink until ctx is done.
+	// It must not block: it is called on an event loop. Once ctx is done
+	// the watch stops calling sink soon after (a call already running
+	// may finish).
+	Resolve(ctx context.Context, name string, sink Sink)
+	// Close stops every watch and background goroutine of the
+	// interpreter and waits for them to end.
+	Close() error
+}
+
+// Settings is one interpreter configuration, decoded, defaulted and
+// validated by its Kind.
+type Settings interface {
+	// CheckName returns why name, a server's dst, can never resolve under
+	// these settings (for instance a name outside a file interpreter's
+	// prefix), or nil. The message names the problem, not the key.
+	CheckName(name string) error
+	// New builds and starts the interpreter.
+	New(env Env) (Interpreter, error)
+}
+
+// Env is what an interpreter gets from the router that runs it.
+type Env struct {
+	Router string       // the router's label, for logs
+	Log    *slog.Logger // never nil
+	Stats  *Stats       // never nil; the interpreter counts into it
+}
+
+// Stats are an interpreter's counters, kept by the interpreter and read by
+// whoever reports them. Safe for concurrent use.
+type Stats struct {
+	Updates    atomic.Uint64 // answers delivered to sinks (Bound or NotFound)
+	Errors     atomic.Uint64 // failed requests or answers (Failed, or a retry)
+	Reconnects atomic.Uint64 // watch streams or requests started again after an end or error
+	LastGood   atomic.Int64  // wall-clock Unix nanoseconds of the last good answer; 0: none yet
+}
+
+// Kind is one kind of interpreter, as the [routers.interpreter] table's
+// kind key names it.
+type Kind struct {
+	Name string
+	// Decode reads the kind's keys of t (every key but "kind"), fills in
+	// defaults and validates them, reporting each problem through t. The
+	// Settings it returns are used only when no problem was reported.
+	Decode func(t Table) Settings
 }

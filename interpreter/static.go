@@ -131,21 +131,79 @@ func NewStatic(names map[string][]Endpoint) *Static {
 	return s
 }
 
-// Resolve delivers name's endpoints to sink before it returns, and nothing
+// Resolve delivers name's answer to sink before it returns, and nothing
 // after: a static set never changes, so ctx is not watched. A name that is
-// not configured is an error, and sink is not called.
-func (s *Static) Resolve(ctx context.Context, name string, sink Sink) error {
+// not configured is NotFound.
+func (s *Static) Resolve(ctx context.Context, name string, sink Sink) {
 	eps, ok := s.names[name]
 	if !ok {
-		return fmt.Errorf("static interpreter: unknown name %q", name)
+		sink.Update(NotFoundAnswer())
+		return
 	}
 	// A copy, so that a sink that breaks the contract and keeps or edits
 	// the slice cannot change what the next Resolve delivers.
-	sink.Update(Resolution{Endpoints: slices.Clone(eps)})
-	return nil
+	sink.Update(BoundTo(slices.Clone(eps)))
 }
+
+// Close does nothing: a static interpreter runs nothing in the background.
+func (s *Static) Close() error { return nil }
 
 // Names returns the configured names, sorted.
 func (s *Static) Names() []string {
 	return slices.Sorted(maps.Keys(s.names))
 }
+
+// StaticKind is kind "static": names and their endpoints listed in the
+// configuration, under the names sub-table.
+var StaticKind = Kind{Name: "static", Decode: decodeStatic}
+
+// StaticSettings are the settings of kind "static".
+type StaticSettings struct {
+	Names map[string][]Endpoint `json:"names"`
+}
+
+func decodeStatic(t Table) Settings {
+	names := t.Table("names")
+	if !names.Present() {
+		t.Problem("names", "required for kind %q", "static")
+		return nil // so that no dst is reported as missing from it too
+	}
+	st := &StaticSettings{Names: make(map[string][]Endpoint)}
+	for _, name := range names.Keys() {
+		list := names.Strings(name)
+		if !strings.HasPrefix(name, "/") {
+			names.Problem(name, `name must start with "/"`)
+		}
+		eps := make([]Endpoint, 0, len(list))
+		at := make(map[netip.AddrPort]int)
+		for i, s := range list {
+			if s == nil {
+				continue
+			}
+			e, err := ParseEndpoint(*s)
+			if err != nil {
+				names.ProblemAt(name, i, "%v", err)
+				continue
+			}
+			if j, dup := at[e.Addr]; dup {
+				names.ProblemAt(name, i, "%s is already listed at [%d]", e.Addr, j)
+				continue
+			}
+			at[e.Addr] = i
+			eps = append(eps, e)
+		}
+		st.Names[name] = eps
+	}
+	return st
+}
+
+// CheckName reports a name the configuration does not list.
+func (st *StaticSettings) CheckName(name string) error {
+	if _, ok := st.Names[name]; !ok {
+		return fmt.Errorf("%s is not a name of the static interpreter", strconv.Quote(name))
+	}
+	return nil
+}
+
+// New returns the static interpreter.
+func (st *StaticSettings) New(Env) (Interpreter, error) { return NewStatic(st.Names), nil }

@@ -33,13 +33,17 @@ type RouterConfig struct {
 	Interpreter InterpreterConfig
 	Servers     []ServerConfig
 	Client      ClientConfig
+	// BindIdle is how long a name's balancer stays cached with no
+	// connection open or made to it; then its watch stops.
+	BindIdle time.Duration
+	// MaxNames bounds the names cached at once.
+	MaxNames int
 }
 
 // InterpreterConfig chooses the interpreter that resolves destination names.
 type InterpreterConfig struct {
-	Kind string // "static" is the only kind so far
-	// Names maps each name to its endpoints, parsed; kind static only.
-	Names map[string][]interpreter.Endpoint
+	Kind     string               // a kind of the kinds list
+	Settings interpreter.Settings // decoded by the kind
 }
 
 // ServerConfig is one listening address and the name its connections go to.
@@ -57,7 +61,10 @@ type ServerConfig struct {
 type ClientConfig struct {
 	ConnectTimeout  time.Duration
 	ConnectAttempts int
-	FailureAccrual  endpoint.Accrual
+	// MaxWaiters bounds the connections that wait for a name's first
+	// answer, per name.
+	MaxWaiters     int
+	FailureAccrual endpoint.Accrual
 }
 
 // Load reads and parses the configuration file at path. Problems in the

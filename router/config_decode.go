@@ -18,11 +18,15 @@ type (
 	rawRouter struct {
 		path        string
 		label, kind *string
-		names       map[string][]*string // nil when the table is absent; nil entries did not decode
+		interp      *table // the kind's keys, decoded by the kind in validate
 		servers     []*rawServer
+
+		bindIdle *time.Duration
+		maxNames *int64
 
 		connectTimeout      *time.Duration
 		connectAttempts     *int64
+		maxWaiters          *int64
 		consecutiveFailures *int64
 		penalty             *time.Duration
 	}
@@ -54,18 +58,17 @@ func decode(tree map[string]any, p *problems) *rawConfig {
 }
 
 func decodeRouter(t *table) *rawRouter {
-	r := &rawRouter{path: t.path, label: t.string("label")}
-
-	it := t.table("interpreter")
-	r.kind = it.string("kind")
-	if names := it.table("names"); names.m != nil {
-		r.names = make(map[string][]*string)
-		for _, name := range slices.Sorted(maps.Keys(names.m)) {
-			r.names[name] = names.strings(name)
-		}
-		names.done()
+	r := &rawRouter{
+		path:     t.path,
+		label:    t.string("label"),
+		bindIdle: t.duration("bind_idle"),
+		maxNames: t.int("max_names"),
 	}
-	it.done()
+
+	// The kind decodes the rest of the table, and reports its unknown
+	// keys, once validate knows which kind it is.
+	r.interp = t.detachedTable("interpreter")
+	r.kind = r.interp.string("kind")
 
 	for _, st := range t.tables("servers") {
 		r.servers = append(r.servers, &rawServer{
@@ -83,6 +86,7 @@ func decodeRouter(t *table) *rawRouter {
 	ct := t.table("client")
 	r.connectTimeout = ct.duration("connect_timeout")
 	r.connectAttempts = ct.int("connect_attempts")
+	r.maxWaiters = ct.int("max_waiters")
 	fa := ct.table("failure_accrual")
 	r.consecutiveFailures = fa.int("consecutive_failures")
 	r.penalty = fa.duration("penalty")
@@ -97,10 +101,11 @@ func decodeRouter(t *table) *rawRouter {
 // it; done reports the keys nobody took as unknown. Keys are matched
 // exactly: "Listen" is not "listen".
 type table struct {
-	p    *problems
-	path string
-	m    map[string]any // nil for a table that is absent
-	used map[string]bool
+	p        *problems
+	path     string
+	m        map[string]any // nil for a table that is absent
+	used     map[string]bool
+	children []*table // sub-tables taken with table, checked by done
 }
 
 func newTable(p *problems, path string, m map[string]any) *table {
@@ -114,7 +119,12 @@ func (t *table) take(key string) (any, string, bool) {
 	return v, joinKey(t.path, key), ok
 }
 
+// done reports the keys of t and of its sub-tables that nobody took.
 func (t *table) done() {
+	for _, c := range t.children {
+		c.done()
+	}
+	t.children = nil
 	for _, key := range slices.Sorted(maps.Keys(t.m)) {
 		if !t.used[key] {
 			t.p.add(joinKey(t.path, key), "unknown key")
@@ -128,7 +138,17 @@ func (t *table) table(key string) *table {
 	if ok && !isTable {
 		t.p.add(path, "expected a table, got %s", describe(v))
 	}
-	return newTable(t.p, path, m)
+	c := newTable(t.p, path, m)
+	t.children = append(t.children, c)
+	return c
+}
+
+// detachedTable is table for a sub-table whose unknown keys its new owner
+// reports, by calling done itself, once it has taken the keys it knows.
+func (t *table) detachedTable(key string) *table {
+	c := t.table(key)
+	t.children = t.children[:len(t.children)-1]
+	return c
 }
 
 // tables returns the array of tables at key, given either as [[key]]
@@ -183,6 +203,19 @@ func (t *table) string(key string) *string {
 	return &s
 }
 
+func (t *table) bool(key string) *bool {
+	v, path, ok := t.take(key)
+	if !ok {
+		return nil
+	}
+	b, isBool := v.(bool)
+	if !isBool {
+		t.p.add(path, "expected a boolean (true or false), got %s", describe(v))
+		return nil
+	}
+	return &b
+}
+
 // duration decodes a Go duration string ("500ms", "5m"). Bare numbers are
 // refused: nobody can tell whether 5 means seconds or nanoseconds.
 func (t *table) duration(key string) *time.Duration {
@@ -207,7 +240,10 @@ func (t *table) duration(key string) *time.Duration {
 // not one, so that the others keep their indexes. The result is never nil
 // for a key that is present: a name with bad entries is still a name.
 func (t *table) strings(key string) []*string {
-	v, path, _ := t.take(key)
+	v, path, ok := t.take(key)
+	if !ok {
+		return nil
+	}
 	arr, isArray := v.([]any)
 	if !isArray {
 		t.p.add(path, "expected an array of strings, got %s", describe(v))

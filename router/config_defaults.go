@@ -16,6 +16,9 @@ const (
 	defaultConnectAttempts     = 3
 	defaultConsecutiveFailures = 5
 	defaultPenalty             = 60 * time.Second
+	defaultMaxWaiters          = 1000
+	defaultBindIdle            = 10 * time.Minute
+	defaultMaxNames            = 10000
 )
 
 func (c *rawConfig) setDefaults() {
@@ -31,6 +34,9 @@ func (c *rawConfig) setDefaults() {
 		}
 		orDefault(&r.connectTimeout, defaultClientConnect)
 		orDefault(&r.connectAttempts, defaultConnectAttempts)
+		orDefault(&r.maxWaiters, defaultMaxWaiters)
+		orDefault(&r.bindIdle, defaultBindIdle)
+		orDefault(&r.maxNames, defaultMaxNames)
 		orDefault(&r.consecutiveFailures, defaultConsecutiveFailures)
 		orDefault(&r.penalty, defaultPenalty)
 	}

@@ -95,10 +95,10 @@ func TestParseIssueExample(t *testing.T) {
 			Label: "default",
 			Interpreter: InterpreterConfig{
 				Kind: "static",
-				Names: map[string][]interpreter.Endpoint{"/svc/web": {
+				Settings: &interpreter.StaticSettings{Names: map[string][]interpreter.Endpoint{"/svc/web": {
 					{Addr: mustAddrPort("127.0.0.1:8080"), Weight: 1},
 					{Addr: mustAddrPort("127.0.0.1:8081"), Weight: 0.5},
-				}},
+				}}},
 			},
 			Servers: []ServerConfig{{
 				Listen:         mustAddrPort("127.0.0.1:7474"),
@@ -111,8 +111,11 @@ func TestParseIssueExample(t *testing.T) {
 			Client: ClientConfig{
 				ConnectTimeout:  500 * time.Millisecond,
 				ConnectAttempts: 3,
+				MaxWaiters:      1000,
 				FailureAccrual:  endpoint.Accrual{ConsecutiveFailures: 5, Penalty: 60 * time.Second},
 			},
+			BindIdle: 10 * time.Minute,
+			MaxNames: 10000,
 		}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -148,7 +151,11 @@ servers = [{ listen = "127.0.0.1:0", dst = "/a" }]
 	wantClient := ClientConfig{
 		ConnectTimeout:  time.Second,
 		ConnectAttempts: 3,
+		MaxWaiters:      1000,
 		FailureAccrual:  endpoint.Accrual{ConsecutiveFailures: 5, Penalty: 60 * time.Second},
+	}
+	if r.BindIdle != 10*time.Minute || r.MaxNames != 10000 {
+		t.Errorf("BindIdle, MaxNames = %v, %d, want 10m, 10000", r.BindIdle, r.MaxNames)
 	}
 	if r.Client != wantClient {
 		t.Errorf("Client = %+v, want %+v", r.Client, wantClient)
@@ -336,12 +343,12 @@ func TestParseErrors(t *testing.T) {
 	}, {
 		name: "missing interpreter kind",
 		src:  configReplaceNth(configBase, "  kind = \"static\"\n", "", 2),
-		want: []string{`routers[1].interpreter.kind: required (known: static)`},
+		want: []string{`routers[1].interpreter.kind: required (known: "static"`},
 	}, {
 		name: "unknown interpreter kind",
-		src:  configReplaceNth(configBase, `kind = "static"`, `kind = "dns"`, 2),
-		want: []string{`routers[1].interpreter.kind: unknown interpreter kind "dns" (known: static)`, `routers[1].interpreter.names: only valid for kind "static"`},
-		at:   `"dns"`,
+		src:  configReplaceNth(configBase, `kind = "static"`, `kind = "zookeeper"`, 2),
+		want: []string{`routers[1].interpreter.kind: unknown interpreter kind "zookeeper" (known: "static"`},
+		at:   `"zookeeper"`,
 	}, {
 		name: "static without names",
 		src: configEdit(t, `  [routers.interpreter.names]
@@ -487,7 +494,7 @@ func TestExampleFileParses(t *testing.T) {
 	routes := map[netip.AddrPort][]interpreter.Endpoint{}
 	for _, r := range cfg.Routers {
 		for _, s := range r.Servers {
-			routes[s.Listen] = r.Interpreter.Names[s.Dst]
+			routes[s.Listen] = staticNames(r)[s.Dst]
 		}
 	}
 	want := map[netip.AddrPort][]interpreter.Endpoint{
@@ -573,10 +580,10 @@ func configInvariants(t testing.TB, c *Config) {
 			t.Errorf("routers[%d]: bad or duplicate label %q", i, r.Label)
 		}
 		labels[r.Label] = true
-		if r.Interpreter.Kind != kindStatic {
+		if r.Interpreter.Kind != "static" {
 			t.Errorf("routers[%d]: kind %q", i, r.Interpreter.Kind)
 		}
-		for name, eps := range r.Interpreter.Names {
+		for name, eps := range staticNames(r) {
 			if !strings.HasPrefix(name, "/") {
 				t.Errorf("routers[%d]: name %q", i, name)
 			}
@@ -590,7 +597,7 @@ func configInvariants(t testing.TB, c *Config) {
 			t.Errorf("routers[%d]: no servers", i)
 		}
 		for j, s := range r.Servers {
-			if _, ok := r.Interpreter.Names[s.Dst]; !ok {
+			if _, ok := staticNames(r)[s.Dst]; !ok {
 				t.Errorf("routers[%d].servers[%d]: dst %q is not a name", i, j, s.Dst)
 			}
 			if !s.Listen.IsValid() {
@@ -611,4 +618,12 @@ func configInvariants(t testing.TB, c *Config) {
 			t.Errorf("routers[%d].client out of range: %+v", i, cl)
 		}
 	}
+}
+
+// staticNames returns the names of a static router, nil for another kind.
+func staticNames(r RouterConfig) map[string][]interpreter.Endpoint {
+	if st, ok := r.Interpreter.Settings.(*interpreter.StaticSettings); ok {
+		return st.Names
+	}
+	return nil
 }

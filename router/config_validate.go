@@ -1,16 +1,13 @@
 package router
 
 import (
-	"maps"
 	"net/netip"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/endpoint"
-	"github.com/switchyard-proxy/switchyard/interpreter"
 )
 
 // Limits checked by validation.
@@ -20,13 +17,8 @@ const (
 	maxPipeSize        = 64 << 20
 	maxMaxPipes        = 65536
 	maxConnectAttempts = 100
-)
-
-// kindStatic is the only interpreter kind so far; knownKinds lists them all
-// for error messages.
-const (
-	kindStatic = "static"
-	knownKinds = kindStatic
+	maxMaxWaiters      = 1 << 20
+	maxMaxNames        = 1 << 20
 )
 
 var labelPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
@@ -51,11 +43,14 @@ func (c *rawConfig) validate(p *problems) *Config {
 			Client: ClientConfig{
 				ConnectTimeout:  checkPositive(p, r.path+".client.connect_timeout", *r.connectTimeout),
 				ConnectAttempts: checkRange(p, r.path+".client.connect_attempts", *r.connectAttempts, 1, maxConnectAttempts),
+				MaxWaiters:      checkRange(p, r.path+".client.max_waiters", *r.maxWaiters, 0, maxMaxWaiters),
 				FailureAccrual: endpoint.Accrual{
 					ConsecutiveFailures: checkAtLeast(p, r.path+".client.failure_accrual.consecutive_failures", *r.consecutiveFailures, 0),
 					Penalty:             checkNonNegative(p, r.path+".client.failure_accrual.penalty", *r.penalty),
 				},
 			},
+			BindIdle: checkPositive(p, r.path+".bind_idle", *r.bindIdle),
+			MaxNames: checkRange(p, r.path+".max_names", *r.maxNames, 1, maxMaxNames),
 		}
 		if len(r.servers) == 0 {
 			p.add(r.path+".servers", "at least one [[routers.servers]] table is required")
@@ -84,48 +79,22 @@ func (r *rawRouter) checkLabel(p *problems, seen map[string]string) string {
 	return *r.label
 }
 
+// checkInterpreter finds the interpreter's kind and has it decode the rest
+// of the table. With no known kind, the table's other keys are not checked:
+// nothing says what they should be.
 func (r *rawRouter) checkInterpreter(p *problems) InterpreterConfig {
 	path := r.path + ".interpreter"
-	switch {
-	case r.kind == nil:
-		p.add(path+".kind", "required (known: %s)", knownKinds)
+	if r.kind == nil {
+		p.add(path+".kind", "required (known: %s)", kindNames())
 		return InterpreterConfig{}
-	case *r.kind != kindStatic:
-		p.add(path+".kind", "unknown interpreter kind %s (known: %s)", quote(*r.kind), knownKinds)
-		if r.names != nil {
-			p.add(path+".names", "only valid for kind %q", kindStatic)
-		}
-		return InterpreterConfig{Kind: *r.kind}
-	case r.names == nil:
-		p.add(path+".names", "required for kind %q", kindStatic)
+	}
+	kind, ok := findKind(*r.kind)
+	if !ok {
+		p.add(path+".kind", "unknown interpreter kind %s (known: %s)", quote(*r.kind), kindNames())
 		return InterpreterConfig{Kind: *r.kind}
 	}
-	ic := InterpreterConfig{Kind: *r.kind, Names: make(map[string][]interpreter.Endpoint, len(r.names))}
-	for _, name := range slices.Sorted(maps.Keys(r.names)) {
-		namePath := joinKey(path+".names", name)
-		if !strings.HasPrefix(name, "/") {
-			p.add(namePath, `name must start with "/"`)
-		}
-		eps := make([]interpreter.Endpoint, 0, len(r.names[name]))
-		at := make(map[netip.AddrPort]int)
-		for i, s := range r.names[name] {
-			if s == nil {
-				continue
-			}
-			e, err := interpreter.ParseEndpoint(*s)
-			if err != nil {
-				p.addErr(indexPath(namePath, i), err)
-				continue
-			}
-			if j, dup := at[e.Addr]; dup {
-				p.add(indexPath(namePath, i), "%s is already listed at [%d]", e.Addr, j)
-				continue
-			}
-			at[e.Addr] = i
-			eps = append(eps, e)
-		}
-		ic.Names[name] = eps
-	}
+	ic := InterpreterConfig{Kind: kind.Name, Settings: kind.Decode(kindTable{r.interp})}
+	r.interp.done()
 	return ic
 }
 
@@ -135,9 +104,9 @@ type owner struct {
 	path string
 }
 
-// validate checks one server of a router whose interpreter is ic.
-// ic.Names is nil when a static interpreter has no names table at all,
-// which is reported once there rather than once per dst.
+// validate checks one server of a router whose interpreter is ic (with
+// nil Settings when the interpreter itself is wrong, which is reported
+// there rather than once per dst).
 func (s *rawServer) validate(p *problems, ic InterpreterConfig, listens map[uint16][]owner) ServerConfig {
 	sc := ServerConfig{
 		Listen:         s.checkListen(p, listens),
@@ -153,8 +122,10 @@ func (s *rawServer) validate(p *problems, ic InterpreterConfig, listens map[uint
 		return sc
 	case !strings.HasPrefix(*s.dst, "/"):
 		p.add(path, `%s must start with "/"`, quote(*s.dst))
-	case ic.Kind == kindStatic && ic.Names != nil && ic.Names[*s.dst] == nil:
-		p.add(path, "%s is not a name of the static interpreter", quote(*s.dst))
+	case ic.Settings != nil:
+		if err := ic.Settings.CheckName(*s.dst); err != nil {
+			p.addErr(path, err)
+		}
 	}
 	sc.Dst = *s.dst
 	return sc

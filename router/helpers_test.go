@@ -36,7 +36,7 @@ func testConfig(backends ...string) *Config {
 		Runtime: RuntimeConfig{Workers: 2, PipeSize: 64 << 10, MaxPipes: 64},
 		Routers: []RouterConfig{{
 			Label:       "test",
-			Interpreter: InterpreterConfig{Kind: "static", Names: map[string][]interpreter.Endpoint{testDst: eps}},
+			Interpreter: InterpreterConfig{Kind: "static", Settings: &interpreter.StaticSettings{Names: map[string][]interpreter.Endpoint{testDst: eps}}},
 			Servers: []ServerConfig{{
 				Listen:         netip.MustParseAddrPort("127.0.0.1:0"),
 				Dst:            testDst,
@@ -47,8 +47,11 @@ func testConfig(backends ...string) *Config {
 			Client: ClientConfig{
 				ConnectTimeout:  2 * time.Second,
 				ConnectAttempts: 3,
+				MaxWaiters:      1000,
 				FailureAccrual:  endpoint.Accrual{ConsecutiveFailures: 5, Penalty: time.Minute},
 			},
+			BindIdle: 10 * time.Minute,
+			MaxNames: 10000,
 		}},
 	}
 }

@@ -1,7 +1,6 @@
 package router
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/switchyard-proxy/switchyard/balancer"
 	"github.com/switchyard-proxy/switchyard/duplex"
 	"github.com/switchyard-proxy/switchyard/endpoint"
 	"github.com/switchyard-proxy/switchyard/netpoll"
@@ -28,6 +28,33 @@ type worker struct {
 	rng  *rand.Rand
 	sa   endpoint.SockaddrBuf
 	free []*stream
+	// waiting holds the streams parked on this loop until their name's
+	// first answer, by balancer. A balancer is in the map exactly while
+	// this worker is subscribed to its answer (balancer.OnAnswer).
+	waiting map[*balancer.Balancer][]*stream
+}
+
+// postWake is the balancer's call when the first answer of bal arrives:
+// it runs on the interpreter's goroutine and hands the wake-up to the loop.
+// If the loop's queue refuses it, the waiters are woken by the next
+// connection to the name on this loop, or fail at their connect deadline.
+func (w *worker) postWake(bal *balancer.Balancer) {
+	_ = w.loop.Post(func() { w.wake(bal) })
+}
+
+// wake lets every stream waiting on this loop for bal go on, now that bal
+// has its first answer. Loop only.
+func (w *worker) wake(bal *balancer.Balancer) {
+	list, ok := w.waiting[bal]
+	if !ok {
+		return
+	}
+	delete(w.waiting, bal)
+	for _, s := range list {
+		bal.DoneWaiting()
+		s.phase = phaseConnecting
+		s.connect()
+	}
 }
 
 // Proxy is a running Switchyard: its event loops and its routers.
@@ -35,7 +62,6 @@ type Proxy struct {
 	log     *slog.Logger
 	workers []*worker
 	routers []*Router
-	cancel  context.CancelFunc
 	runErr  chan error
 	stop    sync.Once
 	procs   int // GOMAXPROCS before Start, restored by Stop
@@ -54,8 +80,7 @@ func Start(cfg *Config, log *slog.Logger) (*Proxy, error) {
 	if procs < n+1 {
 		runtime.GOMAXPROCS(n + 1)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &Proxy{log: log, cancel: cancel, runErr: make(chan error, n), procs: procs}
+	p := &Proxy{log: log, runErr: make(chan error, n), procs: procs}
 	for i := 0; i < n; i++ {
 		l, err := netpoll.NewLoop(i)
 		if err != nil {
@@ -66,13 +91,19 @@ func Start(cfg *Config, log *slog.Logger) (*Proxy, error) {
 			loop: l,
 			pool: duplex.NewPool(cfg.Runtime.PipeSize, cfg.Runtime.MaxPipes, copyBufferSize),
 			rng:  rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+
+			waiting: make(map[*balancer.Balancer][]*stream),
 		}
 		p.workers = append(p.workers, w)
 		go p.runLoop(w)
 	}
 	loops := p.loops()
 	for i := range cfg.Routers {
-		r := newRouter(ctx, p, &cfg.Routers[i])
+		r, err := newRouter(p, &cfg.Routers[i])
+		if err != nil {
+			p.Stop()
+			return nil, err
+		}
 		p.routers = append(p.routers, r)
 		if err := r.listen(loops); err != nil {
 			p.Stop()
@@ -135,7 +166,11 @@ func (p *Proxy) Stop() error {
 			w.pool.Close()
 			w.loop.Free()
 		}
-		p.cancel()
+		for _, r := range p.routers {
+			if err := r.binder.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("router %s: %w", r.label, err))
+			}
+		}
 		if runtime.GOMAXPROCS(0) > p.procs {
 			runtime.GOMAXPROCS(p.procs)
 		}

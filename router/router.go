@@ -1,9 +1,9 @@
 package router
 
 import (
-	"context"
 	"fmt"
 
+	"github.com/switchyard-proxy/switchyard/balancer"
 	"github.com/switchyard-proxy/switchyard/binder"
 	"github.com/switchyard-proxy/switchyard/interpreter"
 	"github.com/switchyard-proxy/switchyard/netpoll"
@@ -21,12 +21,29 @@ type Router struct {
 	servers []*server.Server
 }
 
-func newRouter(ctx context.Context, p *Proxy, cfg *RouterConfig) *Router {
+func newRouter(p *Proxy, cfg *RouterConfig) (*Router, error) {
+	interp, err := cfg.Interpreter.Settings.New(interpreter.Env{
+		Router: cfg.Label,
+		Log:    p.log.With("router", cfg.Label, "interpreter", cfg.Interpreter.Kind),
+		Stats:  new(interpreter.Stats),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("router %s: interpreter %s: %w", cfg.Label, cfg.Interpreter.Kind, err)
+	}
 	r := &Router{
 		label:  cfg.Label,
 		proxy:  p,
 		client: cfg.Client,
-		binder: binder.New(ctx, newInterpreter(cfg.Interpreter), cfg.Client.FailureAccrual),
+		binder: binder.New(interp, binder.Options{
+			Balancer: balancer.Options{
+				Accrual:    cfg.Client.FailureAccrual,
+				MaxWaiters: cfg.Client.MaxWaiters,
+				Clock:      netpoll.Monotonic,
+			},
+			BindIdle: cfg.BindIdle,
+			MaxNames: cfg.MaxNames,
+			Clock:    netpoll.Monotonic,
+		}),
 	}
 	for _, sc := range cfg.Servers {
 		r.servers = append(r.servers, server.New(server.Config{
@@ -39,17 +56,7 @@ func newRouter(ctx context.Context, p *Proxy, cfg *RouterConfig) *Router {
 			MaxConnections: sc.MaxConnections,
 		}, r))
 	}
-	return r
-}
-
-// newInterpreter builds the interpreter a validated config names.
-func newInterpreter(cfg InterpreterConfig) interpreter.Interpreter {
-	switch cfg.Kind {
-	case "static":
-		return interpreter.NewStatic(cfg.Names)
-	}
-	// Validation rejects every other kind before we get here.
-	panic(fmt.Sprintf("router: unvalidated interpreter kind %q", cfg.Kind))
+	return r, nil
 }
 
 func (r *Router) listen(loops []*netpoll.Loop) error {
@@ -69,6 +76,11 @@ func (r *Router) Servers() []*server.Server { return r.servers }
 
 // Binder returns the router's binder.
 func (r *Router) Binder() *binder.Binder { return r.binder }
+
+// Names returns the state of every name the router has cached: its
+// answer, endpoints with their state and load, waiters. Safe from any
+// goroutine; for the admin endpoint.
+func (r *Router) Names() []binder.NameSnapshot { return r.binder.Snapshot() }
 
 // Dispatch implements server.Dispatcher: it starts a stream for an accepted
 // connection on the loop that accepted it.

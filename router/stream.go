@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/switchyard-proxy/switchyard/balancer"
+	"github.com/switchyard-proxy/switchyard/binder"
 	"github.com/switchyard-proxy/switchyard/duplex"
 	"github.com/switchyard-proxy/switchyard/endpoint"
 	"github.com/switchyard-proxy/switchyard/netpoll"
@@ -16,7 +17,8 @@ import (
 type phase uint8
 
 const (
-	phaseConnecting  phase = iota // client accepted, upstream not established
+	phaseWaiting     phase = iota // waiting for the name's first answer
+	phaseConnecting               // client accepted, upstream not established
 	phaseEstablished              // bytes flow through the duplex
 	phaseClosed                   // both fds closed, Done reported
 )
@@ -36,8 +38,10 @@ const socketEvents = duplex.Events
 type stream struct {
 	w   *worker
 	r   *Router
-	env server.Envelope
-	bal *balancer.Balancer
+	env  server.Envelope
+	name *binder.Name // bound from start until finish
+	bal  *balancer.Balancer
+	wait int // index in the worker's waiters of bal while phaseWaiting
 
 	cfd, ufd int
 	client   side
@@ -88,7 +92,7 @@ func (s *stream) start(w *worker, r *Router, fd int, env *server.Envelope) {
 	s.w, s.r, s.env = w, r, *env
 	s.cfd, s.ufd = fd, -1
 	s.phase = phaseConnecting
-	s.ep, s.bal = nil, nil
+	s.ep, s.bal, s.name = nil, nil, nil
 	s.tried = s.triedBuf[:0]
 	s.timedOut = false
 	s.clientEvents = 0
@@ -100,13 +104,68 @@ func (s *stream) start(w *worker, r *Router, fd int, env *server.Envelope) {
 		w.recycle(s)
 		return
 	}
-	bal, err := r.binder.Bind(env.Dst)
+	name, err := r.binder.Bind(env.Dst, w.loop.Now())
 	if err != nil {
-		s.finish(server.ReasonNoEndpoints)
+		s.finish(server.ReasonNamesFull)
 		return
 	}
-	s.bal = bal
+	s.name, s.bal = name, name.Balancer()
+	if s.bal.State() == balancer.Pending {
+		s.park()
+		return
+	}
+	if len(w.waiting) > 0 {
+		// Waiters for this name may be left behind if the loop's queue
+		// refused the answer's wake-up: this connection wakes them.
+		w.wake(s.bal)
+	}
 	s.connect()
+}
+
+// park makes the stream wait, on its loop, for the first answer of its
+// name: until the answer, or its connect deadline, whichever comes first.
+// Past max_waiters it fails at once.
+func (s *stream) park() {
+	if !s.bal.AddWaiter() {
+		if s.r.client.MaxWaiters == 0 {
+			s.finish(server.ReasonNoEndpoints)
+		} else {
+			s.finish(server.ReasonWaitersFull)
+		}
+		return
+	}
+	w := s.w
+	list, ok := w.waiting[s.bal]
+	if !ok {
+		bal := s.bal
+		if !bal.OnAnswer(w, func() { w.postWake(bal) }) {
+			// Answered since we looked.
+			s.bal.DoneWaiting()
+			s.connect()
+			return
+		}
+	}
+	s.phase = phaseWaiting
+	s.wait = len(list)
+	w.waiting[s.bal] = append(list, s)
+	w.loop.Schedule(&s.timer, s.env.ConnectDeadline, s)
+}
+
+// unpark takes a waiting stream out of its worker's waiters.
+func (s *stream) unpark() {
+	w := s.w
+	list := w.waiting[s.bal]
+	last := len(list) - 1
+	list[s.wait] = list[last]
+	list[s.wait].wait = s.wait
+	list[last] = nil
+	if last == 0 {
+		delete(w.waiting, s.bal)
+	} else {
+		w.waiting[s.bal] = list[:last]
+	}
+	s.bal.DoneWaiting()
+	s.phase = phaseConnecting
 }
 
 // connect starts the next connect attempt, or ends the stream when no
@@ -198,7 +257,7 @@ func connectFailure(fd int) server.ConnectFailure {
 
 func (s *stream) onEvent(which duplex.Side, ev uint32) {
 	switch s.phase {
-	case phaseConnecting:
+	case phaseWaiting, phaseConnecting:
 		if which == duplex.Client {
 			if ev&(netpoll.EventErr|netpoll.EventHup) != 0 {
 				s.finish(server.ReasonReset) // the client gave up
@@ -267,6 +326,8 @@ func (s *stream) armDeadline() {
 // every byte batch.
 func (s *stream) OnTimer(now int64) {
 	switch s.phase {
+	case phaseWaiting:
+		s.finish(server.ReasonConnectTimeout)
 	case phaseConnecting:
 		if now >= s.env.ConnectDeadline {
 			if s.ep != nil {
@@ -310,6 +371,9 @@ func (s *stream) finish(reason server.Reason) {
 	}
 	l := s.w.loop
 	l.Cancel(&s.timer)
+	if s.phase == phaseWaiting {
+		s.unpark()
+	}
 	if reason == server.ReasonReset && s.phase == phaseConnecting && s.ufd >= 0 {
 		resetOnClose(s.ufd) // the client reset while we were connecting
 	}
@@ -340,6 +404,10 @@ func (s *stream) finish(reason server.Reason) {
 	s.closeUpstream()
 	_ = l.Close(s.cfd)
 	s.cfd = -1
+	if s.name != nil {
+		s.name.Release(l.Now())
+		s.name = nil
+	}
 	srv := s.env.Server
 	s.env = server.Envelope{}
 	s.bal = nil

@@ -10,14 +10,16 @@ const (
 	ReasonLifetime                     // the stream outlived lifetime
 	ReasonConnectTimeout               // no upstream established by connect_timeout
 	ReasonConnectFailed                // every connect attempt failed
-	ReasonNoEndpoints                  // the destination had no endpoint
+	ReasonNoEndpoints                  // the destination had no endpoint, does not exist or failed to resolve
+	ReasonWaitersFull                  // max_waiters connections already waited for the name's first answer
+	ReasonNamesFull                    // max_names names cached, every one with connections open
 	ReasonShutdown                     // the router stopped
 	NumReasons
 )
 
 var reasonNames = [NumReasons]string{
 	"eof", "reset", "idle_timeout", "lifetime", "connect_timeout",
-	"connect_failed", "no_endpoints", "shutdown",
+	"connect_failed", "no_endpoints", "waiters_full", "names_full", "shutdown",
 }
 
 func (r Reason) String() string {
