@@ -36,8 +36,8 @@ const socketEvents = duplex.Events
 // attempt is in flight or the stream is established (-1 otherwise); ep is
 // the endpoint of ufd and holds one unit of its load while ufd is open.
 type stream struct {
-	w   *worker
-	r   *Router
+	w    *worker
+	r    *Router
 	env  server.Envelope
 	name *binder.Name // bound from start until finish
 	bal  *balancer.Balancer
