@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"testing"
+
+	"github.com/switchyard-proxy/switchyard/interpreter"
 )
 
 // BenchmarkAcceptToEstablished measures a whole short connection through a
@@ -49,6 +51,14 @@ func BenchmarkAcceptToEstablished(b *testing.B) {
 			}
 		})
 	})
+	// cached and new-name compare a connection to a cached name with one
+	// to a name that is not: sixteen servers with a name each, taken in
+	// turn, and room for all of them (cached) or for eight (new-name), so
+	// that each bind of new-name evicts the least recently used name,
+	// whose last connection the proxy closed eight connections ago, and
+	// starts a new watch.
+	b.Run("cached", func(b *testing.B) { benchmarkNames(b, 10000) })
+	b.Run("new-name", func(b *testing.B) { benchmarkNames(b, 8) })
 	b.Run("direct", func(b *testing.B) {
 		addr := startBackend(b, echo).addr
 		b.ReportAllocs()
@@ -82,4 +92,36 @@ func echoOne(addr string, buf []byte) error {
 		return fmt.Errorf("read the echo: %w", err)
 	}
 	return nil
+}
+
+func benchmarkNames(b *testing.B, maxNames int) {
+	be := startBackend(b, echo)
+	cfg := testConfig(be.addr)
+	r := &cfg.Routers[0]
+	names := r.Interpreter.Settings.(*interpreter.StaticSettings).Names
+	r.MaxNames = maxNames
+	for i := 1; i < 16; i++ {
+		dst := fmt.Sprintf("/svc/%d", i)
+		names[dst] = names[testDst]
+		srv := r.Servers[0]
+		srv.Dst = dst
+		r.Servers = append(r.Servers, srv)
+	}
+	p := startProxy(b, cfg)
+	var addrs []string
+	for _, s := range p.Routers()[0].Servers() {
+		addrs = append(addrs, s.Addr().String())
+	}
+	b.ReportAllocs()
+	var buf [1]byte
+	i := 0
+	for b.Loop() {
+		if err := echoOne(addrs[i%len(addrs)], buf[:]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	if n := p.Routers()[0].Binder().Len(); n > maxNames {
+		b.Fatalf("%d names cached, want at most %d", n, maxNames)
+	}
 }

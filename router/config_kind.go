@@ -7,12 +7,16 @@ import (
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/interpreter"
+	"github.com/switchyard-proxy/switchyard/interpreter/dns"
+	"github.com/switchyard-proxy/switchyard/interpreter/file"
 )
 
 // kinds are the interpreter kinds a configuration may name. A new kind is
 // one line here.
 var kinds = []interpreter.Kind{
 	interpreter.StaticKind,
+	file.Kind,
+	dns.Kind,
 }
 
 func findKind(name string) (interpreter.Kind, bool) {
