@@ -51,8 +51,7 @@ type Binder struct {
 	mu    sync.Mutex // serialises creation and eviction
 	count int        // names in the map; under mu
 
-	ctx    context.Context // parent of every watch
-	cancel context.CancelFunc
+	stop   chan struct{} // closed by Close
 	done   chan struct{} // closed when the sweeper has exited
 	closed sync.Once
 }
@@ -94,8 +93,7 @@ func (n *Name) Release(now int64) {
 // New returns a binder that resolves names with interp. Close it to stop
 // every watch.
 func New(interp interpreter.Interpreter, o Options) *Binder {
-	ctx, cancel := context.WithCancel(context.Background())
-	b := &Binder{interp: interp, opt: o, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	b := &Binder{interp: interp, opt: o, stop: make(chan struct{}), done: make(chan struct{})}
 	go b.sweeper()
 	return b
 }
@@ -131,7 +129,9 @@ func (b *Binder) create(name string, now int64) (*Name, error) {
 		b.mu.Unlock()
 		return nil, ErrFull
 	}
-	ctx, cancel := context.WithCancel(b.ctx)
+	// Each watch has a context of its own, not a child of one shared
+	// context, which would keep a map entry per name it ever had.
+	ctx, cancel := context.WithCancel(context.Background())
 	n := &Name{name: name, bal: balancer.New(name, b.opt.Balancer), cancel: cancel}
 	n.refs.Store(1)
 	n.lastUsed.Store(now)
@@ -192,7 +192,7 @@ func (b *Binder) sweeper() {
 	defer t.Stop()
 	for {
 		select {
-		case <-b.ctx.Done():
+		case <-b.stop:
 			return
 		case <-t.C:
 			b.sweep(b.opt.Clock())
@@ -275,8 +275,12 @@ type NameSnapshot struct {
 func (b *Binder) Close() error {
 	var err error
 	b.closed.Do(func() {
-		b.cancel()
+		close(b.stop)
 		<-b.done
+		b.names.Range(func(_, v any) bool {
+			v.(*Name).cancel()
+			return true
+		})
 		err = b.interp.Close()
 	})
 	return err

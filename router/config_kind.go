@@ -9,12 +9,14 @@ import (
 	"github.com/switchyard-proxy/switchyard/interpreter"
 	"github.com/switchyard-proxy/switchyard/interpreter/dns"
 	"github.com/switchyard-proxy/switchyard/interpreter/file"
+	"github.com/switchyard-proxy/switchyard/interpreter/namerd"
 )
 
 // kinds are the interpreter kinds a configuration may name. A new kind is
 // one line here.
 var kinds = []interpreter.Kind{
 	interpreter.StaticKind,
+	namerd.Kind,
 	file.Kind,
 	dns.Kind,
 }
