@@ -50,10 +50,19 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
 
-# Each fuzz target for FUZZTIME (go test runs only one target per invocation).
+# Every fuzz target, package:Target, each for FUZZTIME (go test runs one
+# target per invocation).
+FUZZ_TARGETS := ./router:FuzzParse ./interpreter:FuzzParseEndpoint \
+	./interpreter/namerd:FuzzAnswerStream \
+	./interpreter/file:FuzzParseFile ./interpreter/file:FuzzName \
+	./interpreter/dns:FuzzParseName ./interpreter/dns:FuzzReadAnswer \
+	./interpreter/dns:FuzzParseServer ./interpreter/dns:FuzzReadServers
+
 fuzz: deps
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./router
-	$(GO) test -run '^$$' -fuzz '^FuzzParseEndpoint$$' -fuzztime $(FUZZTIME) ./interpreter
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== $${t##*:} ($${t%%:*})"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 lint: deps
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }

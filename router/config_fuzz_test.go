@@ -2,6 +2,7 @@ package router
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -21,6 +22,16 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`routers = [{ label = "a", interpreter = { kind = "static", names = { "/a" = ["1.2.3.4:5"] } }, servers = [{ listen = "[::]:1", dst = "/a" }] }]`))
 	f.Add([]byte("a = '''\n[x]'''\n\"k.\\\"\" = { b = [1, {c = \"\"\"\n\"\"\"}] }\n[[routers]]\n[[routers.servers]]\n"))
 	f.Add([]byte("[[routers]]\nlabel = \"a\"\n[routers.client]\nfailure_accrual = { consecutive_failures = 5, penalty = \"60s\" \n"))
+	if example, err := os.ReadFile("../config.example.toml"); err == nil {
+		f.Add(example)
+		// Each other kind's block, uncommented, in place of the static one.
+		other := strings.NewReplacer("  #[routers.interpreter]", "  [routers.interpreter]", "  #kind", "  kind",
+			"  #base_url", "  base_url", "  #dir", "  dir", "  #server", "  server", "  #timeout", "  timeout")
+		f.Add([]byte(other.Replace(string(example))))
+	}
+	f.Add([]byte(`routers = [{ label = "a", interpreter = { kind = "namerd", base_url = "http://[::1]:4180/x", watch = false, period = "1s" }, servers = [{ listen = "[::]:1", dst = "/svc/a" }] }]`))
+	f.Add([]byte(`routers = [{ label = "a", interpreter = { kind = "dns", server = "1.2.3.4:53", ttl_min = "5m", ttl_max = "1s" }, servers = [{ listen = "[::]:1", dst = "/dnssrv/_x._tcp.a.b" }] }]`))
+	f.Add([]byte(`routers = [{ label = "a", bind_idle = "0s", max_names = 0, interpreter = { kind = "file", dir = "", prefix = "svc/" }, servers = [{ listen = "[::]:1", dst = "/svc/../a" }], client = { max_waiters = -1 } }]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		configKeyLinesComplete(t, string(data))
 		cfg, err := Parse(data)

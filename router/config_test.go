@@ -580,8 +580,11 @@ func configInvariants(t testing.TB, c *Config) {
 			t.Errorf("routers[%d]: bad or duplicate label %q", i, r.Label)
 		}
 		labels[r.Label] = true
-		if r.Interpreter.Kind != "static" {
-			t.Errorf("routers[%d]: kind %q", i, r.Interpreter.Kind)
+		if _, ok := findKind(r.Interpreter.Kind); !ok || r.Interpreter.Settings == nil {
+			t.Errorf("routers[%d]: kind %q, settings %v", i, r.Interpreter.Kind, r.Interpreter.Settings)
+		}
+		if r.BindIdle <= 0 || r.MaxNames < 1 || r.Client.MaxWaiters < 0 {
+			t.Errorf("routers[%d]: out of range: bind_idle %v, max_names %d, max_waiters %d", i, r.BindIdle, r.MaxNames, r.Client.MaxWaiters)
 		}
 		for name, eps := range staticNames(r) {
 			if !strings.HasPrefix(name, "/") {
@@ -597,8 +600,8 @@ func configInvariants(t testing.TB, c *Config) {
 			t.Errorf("routers[%d]: no servers", i)
 		}
 		for j, s := range r.Servers {
-			if _, ok := staticNames(r)[s.Dst]; !ok {
-				t.Errorf("routers[%d].servers[%d]: dst %q is not a name", i, j, s.Dst)
+			if err := r.Interpreter.Settings.CheckName(s.Dst); err != nil {
+				t.Errorf("routers[%d].servers[%d]: dst %q: %v", i, j, s.Dst, err)
 			}
 			if !s.Listen.IsValid() {
 				t.Errorf("routers[%d].servers[%d]: listen %v", i, j, s.Listen)
@@ -626,4 +629,59 @@ func staticNames(r RouterConfig) map[string][]interpreter.Endpoint {
 		return st.Names
 	}
 	return nil
+}
+
+// The example shows every other interpreter kind commented out, with every
+// key at its default: each block, uncommented, must be a valid interpreter
+// table of its kind, and decode exactly as the kind's defaults do.
+func TestExampleInterpreterBlocksParse(t *testing.T) {
+	data, err := os.ReadFile("../config.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsts := map[string]string{"namerd": "/svc/web", "file": "/svc/web", "dns": "/dns/example.com/80"}
+	blocks := 0
+	for _, block := range strings.Split(string(data), "  #[routers.interpreter]\n")[1:] {
+		var table, kind, required strings.Builder
+		table.WriteString("[routers.interpreter]\n")
+		for _, line := range strings.Split(block, "\n") {
+			if line == "" {
+				break
+			}
+			if setting, ok := strings.CutPrefix(line, "  #"); ok && !strings.HasPrefix(setting, " ") {
+				table.WriteString(setting + "\n")
+				if k, ok := strings.CutPrefix(setting, "kind = "); ok {
+					kind.WriteString(strings.Trim(k, `"`))
+				}
+				// Keys with no default: the example shows a value.
+				if strings.HasPrefix(setting, "base_url") || strings.HasPrefix(setting, "dir") ||
+					strings.HasPrefix(setting, "server") || strings.HasPrefix(setting, "kind") {
+					required.WriteString(setting + "\n")
+				}
+			}
+		}
+		blocks++
+		t.Run(kind.String(), func(t *testing.T) {
+			dst, ok := dsts[kind.String()]
+			if !ok {
+				t.Fatalf("no dst known for kind %q", kind.String())
+			}
+			router := "[[routers]]\nlabel = \"r\"\n[[routers.servers]]\nlisten = \"127.0.0.1:0\"\ndst = \"" + dst + "\"\n"
+			full, err := Parse([]byte(router + table.String()))
+			if err != nil {
+				t.Fatalf("the example's %s block: %v\n%s", kind.String(), err, table.String())
+			}
+			defaults, err := Parse([]byte(router + "[routers.interpreter]\n" + required.String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(full.Routers[0].Interpreter, defaults.Routers[0].Interpreter) {
+				t.Errorf("the example's %s values are not the defaults:\nexample  %+v\ndefaults %+v",
+					kind.String(), full.Routers[0].Interpreter.Settings, defaults.Routers[0].Interpreter.Settings)
+			}
+		})
+	}
+	if blocks != len(dsts) {
+		t.Errorf("%d commented interpreter blocks in the example, want %d", blocks, len(dsts))
+	}
 }
