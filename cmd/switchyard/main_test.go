@@ -84,6 +84,14 @@ label = "r"
 		{"duplicate listen", valid + "  [[routers.servers]]\n  listen = \"127.0.0.1:7474\"\n  dst = \"/svc/a\"\n", 1, []string{"routers[0].servers[1].listen", "already used by routers[0].servers[0]"}},
 		{"unknown interpreter kind", strings.Replace(valid, `kind = "static"`, `kind = "zookeeper"`, 1), 1, []string{`routers[0].interpreter.kind: unknown interpreter kind "zookeeper"`}},
 		{"not toml", "[[routers]\n", 1, []string{"expected end of table array name"}},
+		{"file kind without dir", strings.Replace(valid, `kind = "static"`, `kind = "file"`, 1), 1, []string{
+			`routers[0].interpreter.dir: required`, `routers[0].interpreter.names: unknown key`}},
+		{"dns name", strings.NewReplacer(`kind = "static"`, `kind = "dns"`, `[routers.interpreter.names]`, "", `"/svc/a" = ["127.0.0.1:8080"]`, "").Replace(valid), 1, []string{
+			`routers[0].servers[0].dst: "/svc/a"`}},
+		{"namerd url", strings.NewReplacer(`kind = "static"`, "kind = \"namerd\"\n  base_url = \"ftp://x\"", `[routers.interpreter.names]`, "", `"/svc/a" = ["127.0.0.1:8080"]`, "").Replace(valid), 1, []string{
+			`routers[0].interpreter.base_url`}},
+		{"router keys", strings.Replace(valid, `label = "r"`, "label = \"r\"\nbind_idle = \"0s\"\nmax_names = 0", 1), 1, []string{
+			`routers[0].bind_idle: must be greater than 0`, `routers[0].max_names: must be between 1`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := "../../config.example.toml"
@@ -366,5 +374,68 @@ func TestEMFILEPausesAcceptingWithoutSpinning(t *testing.T) {
 	waits, _ := summary["resource_waits"].(float64)
 	if accErrs+waits == 0 {
 		t.Errorf("summary %v: want accept_errors or resource_waits > 0", summary)
+	}
+}
+
+// A router on a directory that does not exist yet: its name is not found
+// until the directory and the file appear, then traffic follows the file.
+func TestRunFollowsADirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "svc")
+	c, servers := startChild(t, nil, fmt.Sprintf(`
+[runtime]
+workers = 1
+[[routers]]
+label = "r"
+  [routers.interpreter]
+  kind = "file"
+  dir = %q
+  [[routers.servers]]
+  listen = "127.0.0.1:0"
+  dst = "/svc/echo"
+`, dir))
+	conn, err := net.Dial("tcp", servers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := roundTrip(conn, 10*time.Second); err == nil {
+		t.Fatal("a name with no directory behind it was routed")
+	}
+	conn.Close()
+
+	backend := echoBackend(t)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(backend)
+	if err := os.WriteFile(filepath.Join(dir, "echo"), []byte(host+" "+port+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := net.Dial("tcp", servers[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = roundTrip(conn, 5*time.Second)
+		conn.Close()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still not routed 10s after the file appeared: %v", err)
+		}
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	summary := c.waitFor(t, "server stopped")
+	ended, _ := summary["ended"].(map[string]any)
+	if ended["no_endpoints"] == nil || ended["eof"] == nil {
+		t.Errorf("summary %v: want no_endpoints before the file and eof after", summary)
+	}
+	for range c.lines {
+	}
+	if err := <-c.wait; err != nil {
+		t.Fatalf("exit: %v", err)
 	}
 }
