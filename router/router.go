@@ -19,21 +19,25 @@ type Router struct {
 	binder  *binder.Binder
 	client  ClientConfig
 	servers []*server.Server
+
+	interpStats *interpreter.Stats
 }
 
 func newRouter(p *Proxy, cfg *RouterConfig) (*Router, error) {
+	stats := new(interpreter.Stats)
 	interp, err := cfg.Interpreter.Settings.New(interpreter.Env{
 		Router: cfg.Label,
 		Log:    p.log.With("router", cfg.Label, "interpreter", cfg.Interpreter.Kind),
-		Stats:  new(interpreter.Stats),
+		Stats:  stats,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("router %s: interpreter %s: %w", cfg.Label, cfg.Interpreter.Kind, err)
 	}
 	r := &Router{
-		label:  cfg.Label,
-		proxy:  p,
-		client: cfg.Client,
+		label:       cfg.Label,
+		proxy:       p,
+		client:      cfg.Client,
+		interpStats: stats,
 		binder: binder.New(interp, binder.Options{
 			Balancer: balancer.Options{
 				Accrual:    cfg.Client.FailureAccrual,
@@ -76,6 +80,9 @@ func (r *Router) Servers() []*server.Server { return r.servers }
 
 // Binder returns the router's binder.
 func (r *Router) Binder() *binder.Binder { return r.binder }
+
+// InterpreterStats returns the counters of the router's interpreter.
+func (r *Router) InterpreterStats() *interpreter.Stats { return r.interpStats }
 
 // Names returns the state of every name the router has cached: its
 // answer, endpoints with their state and load, waiters. Safe from any
