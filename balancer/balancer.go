@@ -17,10 +17,10 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/switchyard-proxy/switchyard/endpoint"
 	"github.com/switchyard-proxy/switchyard/interpreter"
+	"github.com/switchyard-proxy/switchyard/netpoll"
 )
 
 // State is what a balancer knows of its name.
@@ -49,8 +49,8 @@ type Options struct {
 	Accrual endpoint.Accrual
 	// MaxWaiters bounds the connections waiting for the first answer.
 	MaxWaiters int
-	// Clock returns the event loops' monotonic time (netpoll.Monotonic);
-	// nil reads time.Now.
+	// Clock returns the event loops' time, in which penalties are set;
+	// nil is netpoll.Monotonic, the loops' clock.
 	Clock func() int64
 }
 
@@ -69,7 +69,6 @@ type Balancer struct {
 	answers  uint64                                // Updates applied
 	failures uint64                                // Failed answers
 	lastErr  error                                 // of the last Failed answer
-	lastAt   int64                                 // Clock time of the last answer; 0: none
 }
 
 // snapshot is one state of a name. It is never modified after it is
@@ -86,7 +85,7 @@ var _ interpreter.Sink = (*Balancer)(nil)
 // New returns a pending balancer for name.
 func New(name string, o Options) *Balancer {
 	if o.Clock == nil {
-		o.Clock = func() int64 { return time.Now().UnixNano() }
+		o.Clock = netpoll.Monotonic
 	}
 	b := &Balancer{name: name, opt: o}
 	b.snap.Store(pending)
@@ -95,9 +94,6 @@ func New(name string, o Options) *Balancer {
 
 // Name returns the destination name the balancer serves.
 func (b *Balancer) Name() string { return b.name }
-
-// Accrual returns the failure-accrual policy.
-func (b *Balancer) Accrual() endpoint.Accrual { return b.opt.Accrual }
 
 // State returns what the balancer knows of its name.
 func (b *Balancer) State() State { return b.snap.Load().state }
@@ -169,7 +165,6 @@ func (b *Balancer) Update(r interpreter.Resolution) {
 	old := b.snap.Load()
 	now := b.opt.Clock()
 	b.answers++
-	b.lastAt = now
 	var next *snapshot
 	switch r.State {
 	case interpreter.Bound:

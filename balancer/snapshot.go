@@ -48,6 +48,9 @@ func (b *Balancer) Snapshot() Snapshot {
 		out.Endpoints = append(out.Endpoints, EndpointSnapshot{Addr: e.Addr, Weight: e.Weight, State: st, Load: e.Load()})
 	}
 	for _, e := range b.retired {
+		if e.Load() == 0 && e.Available(now) {
+			continue // drained: forgotten at the next Update
+		}
 		out.Endpoints = append(out.Endpoints, EndpointSnapshot{Addr: e.Addr, Weight: e.Weight, State: "retired", Load: e.Load()})
 	}
 	return out

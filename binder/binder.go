@@ -12,6 +12,7 @@ package binder
 
 import (
 	"cmp"
+	"container/heap"
 	"context"
 	"errors"
 	"slices"
@@ -21,6 +22,13 @@ import (
 
 	"github.com/switchyard-proxy/switchyard/balancer"
 	"github.com/switchyard-proxy/switchyard/interpreter"
+	"github.com/switchyard-proxy/switchyard/netpoll"
+)
+
+// Defaults for Options left zero.
+const (
+	DefaultBindIdle = 10 * time.Minute
+	DefaultMaxNames = 10000
 )
 
 // ErrFull is returned by Bind when MaxNames names are cached and every one
@@ -32,12 +40,12 @@ type Options struct {
 	// Balancer is what each name's balancer is made with.
 	Balancer balancer.Options
 	// BindIdle is how long a name stays cached with no connection open
-	// or made to it.
+	// or made to it; 0: DefaultBindIdle.
 	BindIdle time.Duration
-	// MaxNames bounds the names cached at once.
+	// MaxNames bounds the names cached at once; 0: DefaultMaxNames.
 	MaxNames int
-	// Clock returns the monotonic time the callers of Bind and Release
-	// pass in (netpoll.Monotonic).
+	// Clock returns the time the callers of Bind and Release pass in;
+	// nil: netpoll.Monotonic, the loops' clock.
 	Clock func() int64
 }
 
@@ -47,13 +55,21 @@ type Binder struct {
 	interp interpreter.Interpreter
 	opt    Options
 
-	names sync.Map   // string → *Name
-	mu    sync.Mutex // serialises creation and eviction
-	count int        // names in the map; under mu
+	names sync.Map      // string → *Name
+	mu    sync.Mutex    // serialises creation and eviction
+	count int           // names in the map; under mu
+	idle  atomic.Int64  // names in the map with no connection bound
+	scans atomic.Uint64 // scans of the cache by Bind, the sweeper being behind
 
-	stop   chan struct{} // closed by Close
-	done   chan struct{} // closed when the sweeper has exited
-	closed sync.Once
+	stop chan struct{} // closed by Close
+	done chan struct{} // closed when the sweeper has exited
+	full chan struct{} // capacity 1: the cache nears MaxNames, the sweeper should trim it
+
+	// The sweeper trims the cache to lowWater, least recently used idle
+	// names first, whenever a new name takes it to highWater, so that new
+	// names find room without a scan of the cache on an event loop.
+	lowWater, highWater int
+	closed              sync.Once
 }
 
 // Name is one cached name: its balancer and the connections bound to it.
@@ -65,6 +81,7 @@ type Name struct {
 	refs     atomic.Int64
 	lastUsed atomic.Int64 // Clock time the last connection was released; creation time before
 	cancel   context.CancelFunc
+	idle     *atomic.Int64 // the binder's count of idle names
 }
 
 // Balancer returns the name's balancer.
@@ -78,6 +95,9 @@ func (n *Name) acquire() bool {
 			return false
 		}
 		if n.refs.CompareAndSwap(r, r+1) {
+			if r == 0 {
+				n.idle.Add(-1)
+			}
 			return true
 		}
 	}
@@ -85,15 +105,32 @@ func (n *Name) acquire() bool {
 
 // Release ends the binding of one connection made by Bind, at time now.
 func (n *Name) Release(now int64) {
+	// The time first: a sweep between the two must not see the name idle
+	// since long ago.
+	if n.refs.Load() == 1 {
+		n.lastUsed.Store(now)
+	}
 	if n.refs.Add(-1) == 0 {
 		n.lastUsed.Store(now)
+		n.idle.Add(1)
 	}
 }
 
 // New returns a binder that resolves names with interp. Close it to stop
 // every watch.
 func New(interp interpreter.Interpreter, o Options) *Binder {
-	b := &Binder{interp: interp, opt: o, stop: make(chan struct{}), done: make(chan struct{})}
+	if o.BindIdle <= 0 {
+		o.BindIdle = DefaultBindIdle
+	}
+	if o.MaxNames <= 0 {
+		o.MaxNames = DefaultMaxNames
+	}
+	if o.Clock == nil {
+		o.Clock = netpoll.Monotonic
+	}
+	b := &Binder{interp: interp, opt: o, stop: make(chan struct{}), done: make(chan struct{}), full: make(chan struct{}, 1)}
+	b.highWater = o.MaxNames - max(1, o.MaxNames/64)
+	b.lowWater = o.MaxNames - max(1, o.MaxNames/32)
 	go b.sweeper()
 	return b
 }
@@ -118,65 +155,133 @@ func (b *Binder) Bind(name string, now int64) (*Name, error) {
 
 // create adds name with one connection bound, and starts its watch. It
 // returns nil and no error when a live entry for name appeared meanwhile.
-// The lock covers the map and the count, never the interpreter.
+// The lock covers the map and the count, never the interpreter or a scan
+// of the cache.
 func (b *Binder) create(name string, now int64) (*Name, error) {
 	b.mu.Lock()
-	if v, ok := b.names.Load(name); ok && v.(*Name).refs.Load() >= 0 {
+	if b.live(name) {
 		b.mu.Unlock()
 		return nil, nil
 	}
-	if b.count >= b.opt.MaxNames && b.evictLRU() == 0 {
+	if b.count >= b.opt.MaxNames {
+		if b.idle.Load() == 0 {
+			b.mu.Unlock()
+			return nil, ErrFull
+		}
 		b.mu.Unlock()
-		return nil, ErrFull
+		b.scans.Add(1)
+		victims := b.leastRecentlyUsed(max(1, b.opt.MaxNames/64))
+		b.mu.Lock()
+		stop := b.evict(victims)
+		full := b.count >= b.opt.MaxNames
+		exists := b.live(name)
+		if full || exists {
+			b.mu.Unlock()
+			stopWatches(stop)
+			if exists {
+				return nil, nil
+			}
+			return nil, ErrFull
+		}
+		defer stopWatches(stop)
 	}
 	// Each watch has a context of its own, not a child of one shared
 	// context, which would keep a map entry per name it ever had.
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Name{name: name, bal: balancer.New(name, b.opt.Balancer), cancel: cancel}
+	n := &Name{name: name, bal: balancer.New(name, b.opt.Balancer), cancel: cancel, idle: &b.idle}
 	n.refs.Store(1)
 	n.lastUsed.Store(now)
 	b.names.Store(name, n)
 	b.count++
+	if b.count >= b.highWater {
+		select {
+		case b.full <- struct{}{}:
+		default:
+		}
+	}
 	b.mu.Unlock()
 	b.interp.Resolve(ctx, name, n.bal)
 	return n, nil
 }
 
-// evictLRU makes room for new names when the cache is full: it evicts the
-// least recently used idle names, a sixty-fourth of the cache at a time so
-// that a flood of new names pays for the scan once per batch, not once per
-// name. It returns how many it evicted. b.mu is held.
-func (b *Binder) evictLRU() int {
-	var idle []*Name
+// live reports whether name has an entry that takes connections. b.mu is
+// held, so no entry is evicted meanwhile.
+func (b *Binder) live(name string) bool {
+	v, ok := b.names.Load(name)
+	return ok && v.(*Name).refs.Load() >= 0
+}
+
+// leastRecentlyUsed returns the k least recently used idle names (fewer if
+// fewer are idle), in no particular order. It takes no lock. The sweeper
+// calls it to trim the cache, and Bind only when the sweeper has fallen
+// behind: a sixty-fourth of the cache at a time, so that even then a flood
+// of new names pays for a scan once per batch, not once per name.
+func (b *Binder) leastRecentlyUsed(k int) []*Name {
+	h := &lruHeap{}
 	b.names.Range(func(_, v any) bool {
-		if n := v.(*Name); n.refs.Load() == 0 {
-			idle = append(idle, n)
+		n := v.(*Name)
+		if n.refs.Load() != 0 {
+			return true
+		}
+		c := candidate{n: n, last: n.lastUsed.Load()}
+		switch {
+		case h.Len() < k:
+			heap.Push(h, c)
+		case c.last < (*h)[0].last:
+			(*h)[0] = c
+			heap.Fix(h, 0)
 		}
 		return true
 	})
-	slices.SortFunc(idle, func(x, y *Name) int { return cmp.Compare(x.lastUsed.Load(), y.lastUsed.Load()) })
-	evicted := 0
-	for _, n := range idle {
-		if evicted >= max(1, b.opt.MaxNames/64) {
-			break
-		}
-		if b.evict(n) {
-			evicted++
-		}
+	out := make([]*Name, h.Len())
+	for i, c := range *h {
+		out[i] = c.n
 	}
-	return evicted
+	return out
 }
 
-// evict drops n if no connection is bound to it, and stops its watch.
-// b.mu is held.
-func (b *Binder) evict(n *Name) bool {
-	if !n.refs.CompareAndSwap(0, -1) {
-		return false
+// candidate is an idle name and its last use, read once.
+type candidate struct {
+	n    *Name
+	last int64
+}
+
+// lruHeap is a max-heap by last use: its top is the most recently used of
+// the candidates kept, the first to go when an older one turns up.
+type lruHeap []candidate
+
+func (h lruHeap) Len() int           { return len(h) }
+func (h lruHeap) Less(i, j int) bool { return h[i].last > h[j].last }
+func (h lruHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *lruHeap) Push(x any)        { *h = append(*h, x.(candidate)) }
+func (h *lruHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
+}
+
+// evict drops those of names that have no connection bound and returns
+// their watches' cancel functions, to call once b.mu is released. b.mu is
+// held.
+func (b *Binder) evict(names []*Name) []context.CancelFunc {
+	var stop []context.CancelFunc
+	for _, n := range names {
+		if !n.refs.CompareAndSwap(0, -1) {
+			continue
+		}
+		b.idle.Add(-1)
+		b.names.CompareAndDelete(n.name, n)
+		b.count--
+		stop = append(stop, n.cancel)
 	}
-	b.names.CompareAndDelete(n.name, n)
-	b.count--
-	n.cancel()
-	return true
+	return stop
+}
+
+func stopWatches(stop []context.CancelFunc) {
+	for _, cancel := range stop {
+		cancel()
+	}
 }
 
 // sweepInterval is how often idle names are looked for: often enough that
@@ -196,6 +301,8 @@ func (b *Binder) sweeper() {
 			return
 		case <-t.C:
 			b.sweep(b.opt.Clock())
+		case <-b.full:
+			b.trim()
 		}
 	}
 }
@@ -214,12 +321,31 @@ func (b *Binder) sweep(now int64) {
 		return
 	}
 	b.mu.Lock()
-	for _, n := range stale {
-		if n.lastUsed.Load() <= due {
-			b.evict(n)
+	stale = slices.DeleteFunc(stale, func(n *Name) bool { return n.lastUsed.Load() > due })
+	stop := b.evict(stale)
+	b.mu.Unlock()
+	stopWatches(stop)
+}
+
+// trim evicts the least recently used idle names until the cache is down
+// to lowWater or no name is idle.
+func (b *Binder) trim() {
+	for {
+		b.mu.Lock()
+		over := b.count - b.lowWater
+		b.mu.Unlock()
+		if over <= 0 || b.idle.Load() == 0 {
+			return
+		}
+		victims := b.leastRecentlyUsed(min(over, max(1, b.opt.MaxNames/64)))
+		b.mu.Lock()
+		stop := b.evict(victims)
+		b.mu.Unlock()
+		stopWatches(stop)
+		if len(stop) == 0 {
+			return
 		}
 	}
-	b.mu.Unlock()
 }
 
 // Len returns the number of names cached.

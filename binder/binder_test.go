@@ -188,14 +188,18 @@ func TestMaxNamesEvictsLeastRecentlyUsed(t *testing.T) {
 	if _, err := b.Bind("/svc/a", c.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if b.Len() != 3 {
+	if b.Len() > 3 {
 		t.Fatalf("%d names cached, want at most 3", b.Len())
 	}
-	if w.watch("/svc/x", 0).Err() == nil {
-		t.Error("the least recently used name was not the one evicted")
+	// The sweeper keeps a slot free, so z, idle and older than y, may go
+	// too; y, the most recently used, stays, and a is busy.
+	select {
+	case <-w.watch("/svc/x", 0).Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the least recently used name was not evicted")
 	}
-	if w.watch("/svc/y", 0).Err() != nil || w.watch("/svc/z", 0).Err() != nil {
-		t.Error("a more recently used name was evicted")
+	if w.watch("/svc/y", 0).Err() != nil || w.watch("/svc/a", 0).Err() != nil {
+		t.Error("the most recently used name, or a busy one, was evicted")
 	}
 }
 

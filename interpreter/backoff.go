@@ -18,6 +18,10 @@ type Backoff struct {
 func (b *Backoff) Next() time.Duration {
 	d := b.Min
 	for i := 0; i < b.n && d < b.Max; i++ {
+		if d > b.Max/2 {
+			d = b.Max // doubling would pass Max, or overflow
+			break
+		}
 		d *= 2
 	}
 	d = min(d, b.Max)

@@ -1,8 +1,9 @@
 // Package interpreter resolves destination names to sets of weighted
 // endpoints. An interpreter is a watch, not a lookup: Resolve starts
 // delivering answers for a name to a Sink and keeps delivering changes until
-// the watch's context ends. The binder calls Resolve once per name, the first
-// time a connection asks for it; the name's balancer is the Sink.
+// the watch's context ends. The binder calls Resolve when a name enters its
+// cache, on the first connection that asks for it (again after the name was
+// evicted); the name's balancer is the Sink.
 //
 // Resolve is called from an event loop and must not block: an interpreter
 // that needs the network or the disk does that work on its own goroutines
@@ -95,7 +96,9 @@ type Interpreter interface {
 	// may finish).
 	Resolve(ctx context.Context, name string, sink Sink)
 	// Close stops every watch and background goroutine of the
-	// interpreter and waits for them to end.
+	// interpreter and waits for them to end; no sink is called after it
+	// returns. A Resolve after Close delivers nothing, or one Failed
+	// answer.
 	Close() error
 }
 

@@ -106,6 +106,7 @@ type table struct {
 	m        map[string]any // nil for a table that is absent
 	used     map[string]bool
 	children []*table // sub-tables taken with table, checked by done
+	notTable bool     // the key is there, but not a table (reported)
 }
 
 func newTable(p *problems, path string, m map[string]any) *table {
@@ -135,10 +136,11 @@ func (t *table) done() {
 func (t *table) table(key string) *table {
 	v, path, ok := t.take(key)
 	m, isTable := v.(map[string]any)
+	c := newTable(t.p, path, m)
 	if ok && !isTable {
 		t.p.add(path, "expected a table, got %s", describe(v))
+		c.notTable = true
 	}
-	c := newTable(t.p, path, m)
 	t.children = append(t.children, c)
 	return c
 }

@@ -84,6 +84,9 @@ func (r *rawRouter) checkLabel(p *problems, seen map[string]string) string {
 // nothing says what they should be.
 func (r *rawRouter) checkInterpreter(p *problems) InterpreterConfig {
 	path := r.path + ".interpreter"
+	if r.interp.notTable {
+		return InterpreterConfig{} // reported as such: nothing more to say
+	}
 	if r.kind == nil {
 		p.add(path+".kind", "required (known: %s)", kindNames())
 		return InterpreterConfig{}

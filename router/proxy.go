@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/switchyard-proxy/switchyard/balancer"
 	"github.com/switchyard-proxy/switchyard/duplex"
@@ -29,17 +30,36 @@ type worker struct {
 	sa   endpoint.SockaddrBuf
 	free []*stream
 	// waiting holds the streams parked on this loop until their name's
-	// first answer, by balancer. A balancer is in the map exactly while
-	// this worker is subscribed to its answer (balancer.OnAnswer).
+	// first answer, by balancer. A balancer enters the map with its first
+	// waiter on this loop, when the worker subscribes to its answer
+	// (balancer.OnAnswer, at most once per worker and balancer), and
+	// leaves it with its last waiter.
 	waiting map[*balancer.Balancer][]*stream
+	log     *slog.Logger
 }
+
+// wakeRetries and wakeRetryDelay bound how long postWake keeps trying a
+// loop whose queue is full: past that, waiters are woken by the next
+// connection to the name on this loop, or fail at their connect deadline.
+const (
+	wakeRetries    = 20
+	wakeRetryDelay = 50 * time.Millisecond
+)
 
 // postWake is the balancer's call when the first answer of bal arrives:
 // it runs on the interpreter's goroutine and hands the wake-up to the loop.
-// If the loop's queue refuses it, the waiters are woken by the next
-// connection to the name on this loop, or fail at their connect deadline.
-func (w *worker) postWake(bal *balancer.Balancer) {
-	_ = w.loop.Post(func() { w.wake(bal) })
+func (w *worker) postWake(bal *balancer.Balancer) { w.tryWake(bal, wakeRetries) }
+
+func (w *worker) tryWake(bal *balancer.Balancer, retries int) {
+	err := w.loop.Post(func() { w.wake(bal) })
+	switch {
+	case err == nil, errors.Is(err, netpoll.ErrStopped):
+	case retries > 0:
+		time.AfterFunc(wakeRetryDelay, func() { w.tryWake(bal, retries-1) })
+	default:
+		w.log.Warn("cannot wake the connections waiting for a name: the loop's queue stays full",
+			"loop", w.loop.String(), "name", bal.Name())
+	}
 }
 
 // wake lets every stream waiting on this loop for bal go on, now that bal
@@ -93,6 +113,7 @@ func Start(cfg *Config, log *slog.Logger) (*Proxy, error) {
 			rng:  rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 
 			waiting: make(map[*balancer.Balancer][]*stream),
+			log:     log,
 		}
 		p.workers = append(p.workers, w)
 		go p.runLoop(w)
@@ -160,16 +181,19 @@ func (p *Proxy) Stop() error {
 				errs = append(errs, err)
 			}
 		}
-		// Every loop has exited, so none can post to another any more:
-		// their pools and descriptors are ours to release.
-		for _, w := range p.workers {
-			w.pool.Close()
-			w.loop.Free()
-		}
+		// Interpreters wake waiting connections by posting to the
+		// loops: stop them before the loops' descriptors go.
 		for _, r := range p.routers {
 			if err := r.binder.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("router %s: %w", r.label, err))
 			}
+		}
+		// Every loop has exited and every interpreter has stopped, so
+		// nothing can post to a loop any more: their pools and
+		// descriptors are ours to release.
+		for _, w := range p.workers {
+			w.pool.Close()
+			w.loop.Free()
 		}
 		if runtime.GOMAXPROCS(0) > p.procs {
 			runtime.GOMAXPROCS(p.procs)

@@ -17,8 +17,8 @@ import (
 type phase uint8
 
 const (
-	phaseWaiting     phase = iota // waiting for the name's first answer
-	phaseConnecting               // client accepted, upstream not established
+	phaseConnecting  phase = iota // client accepted, upstream not established
+	phaseWaiting                  // waiting for the name's first answer
 	phaseEstablished              // bytes flow through the duplex
 	phaseClosed                   // both fds closed, Done reported
 )
@@ -34,14 +34,17 @@ const socketEvents = duplex.Events
 //
 // Invariants: cfd is open until phaseClosed; ufd is open exactly while an
 // attempt is in flight or the stream is established (-1 otherwise); ep is
-// the endpoint of ufd and holds one unit of its load while ufd is open.
+// the endpoint of ufd and holds one unit of its load while ufd is open;
+// name holds one binding of the destination from start to finish. While
+// phaseWaiting the stream is w.waiting[bal][waitIndex], holds one of bal's
+// waiter slots, and its timer is set to the connect deadline.
 type stream struct {
-	w    *worker
-	r    *Router
-	env  server.Envelope
-	name *binder.Name // bound from start until finish
-	bal  *balancer.Balancer
-	wait int // index in the worker's waiters of bal while phaseWaiting
+	w         *worker
+	r         *Router
+	env       server.Envelope
+	name      *binder.Name // bound from start until finish
+	bal       *balancer.Balancer
+	waitIndex int // in the worker's waiting[bal] while phaseWaiting
 
 	cfd, ufd int
 	client   side
@@ -146,7 +149,7 @@ func (s *stream) park() {
 		}
 	}
 	s.phase = phaseWaiting
-	s.wait = len(list)
+	s.waitIndex = len(list)
 	w.waiting[s.bal] = append(list, s)
 	w.loop.Schedule(&s.timer, s.env.ConnectDeadline, s)
 }
@@ -156,8 +159,8 @@ func (s *stream) unpark() {
 	w := s.w
 	list := w.waiting[s.bal]
 	last := len(list) - 1
-	list[s.wait] = list[last]
-	list[s.wait].wait = s.wait
+	list[s.waitIndex] = list[last]
+	list[s.waitIndex].waitIndex = s.waitIndex
 	list[last] = nil
 	if last == 0 {
 		delete(w.waiting, s.bal)

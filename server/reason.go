@@ -10,7 +10,7 @@ const (
 	ReasonLifetime                     // the stream outlived lifetime
 	ReasonConnectTimeout               // no upstream established by connect_timeout
 	ReasonConnectFailed                // every connect attempt failed
-	ReasonNoEndpoints                  // the destination had no endpoint, does not exist or failed to resolve
+	ReasonNoEndpoints                  // the destination had no endpoint, does not exist, failed to resolve, or had no answer yet with max_waiters 0
 	ReasonWaitersFull                  // max_waiters connections already waited for the name's first answer
 	ReasonNamesFull                    // max_names names cached, every one with connections open
 	ReasonShutdown                     // the router stopped
