@@ -13,7 +13,6 @@ package binder
 import (
 	"cmp"
 	"container/heap"
-	"context"
 	"errors"
 	"slices"
 	"sync"
@@ -79,8 +78,8 @@ type Name struct {
 	// refs counts the connections bound to the name (from Bind to
 	// Release); -1 once evicted, after which it never changes.
 	refs     atomic.Int64
-	lastUsed atomic.Int64 // Clock time the last connection was released; creation time before
-	cancel   context.CancelFunc
+	lastUsed atomic.Int64  // Clock time the last connection was released; creation time before
+	stop     func()        // stops the watch; set before the name is published
 	idle     *atomic.Int64 // the binder's count of idle names
 }
 
@@ -185,12 +184,12 @@ func (b *Binder) create(name string, now int64) (*Name, error) {
 		}
 		defer stopWatches(stop)
 	}
-	// Each watch has a context of its own, not a child of one shared
-	// context, which would keep a map entry per name it ever had.
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &Name{name: name, bal: balancer.New(name, b.opt.Balancer), cancel: cancel, idle: &b.idle}
+	n := &Name{name: name, bal: balancer.New(name, b.opt.Balancer), idle: &b.idle}
 	n.refs.Store(1)
 	n.lastUsed.Store(now)
+	// The watch starts under the lock so that the name is never seen
+	// without its stop; Resolve does no I/O and takes no lock of ours.
+	n.stop = b.interp.Resolve(name, n.bal)
 	b.names.Store(name, n)
 	b.count++
 	if b.count >= b.highWater {
@@ -200,7 +199,6 @@ func (b *Binder) create(name string, now int64) (*Name, error) {
 		}
 	}
 	b.mu.Unlock()
-	b.interp.Resolve(ctx, name, n.bal)
 	return n, nil
 }
 
@@ -262,10 +260,10 @@ func (h *lruHeap) Pop() any {
 }
 
 // evict drops those of names that have no connection bound and returns
-// their watches' cancel functions, to call once b.mu is released. b.mu is
+// their watches' stop functions, to call once b.mu is released. b.mu is
 // held.
-func (b *Binder) evict(names []*Name) []context.CancelFunc {
-	var stop []context.CancelFunc
+func (b *Binder) evict(names []*Name) []func() {
+	var stop []func()
 	for _, n := range names {
 		if !n.refs.CompareAndSwap(0, -1) {
 			continue
@@ -273,14 +271,14 @@ func (b *Binder) evict(names []*Name) []context.CancelFunc {
 		b.idle.Add(-1)
 		b.names.CompareAndDelete(n.name, n)
 		b.count--
-		stop = append(stop, n.cancel)
+		stop = append(stop, n.stop)
 	}
 	return stop
 }
 
-func stopWatches(stop []context.CancelFunc) {
-	for _, cancel := range stop {
-		cancel()
+func stopWatches(stop []func()) {
+	for _, f := range stop {
+		f()
 	}
 }
 
@@ -404,7 +402,7 @@ func (b *Binder) Close() error {
 		close(b.stop)
 		<-b.done
 		b.names.Range(func(_, v any) bool {
-			v.(*Name).cancel()
+			v.(*Name).stop()
 			return true
 		})
 		err = b.interp.Close()

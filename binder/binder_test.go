@@ -18,16 +18,18 @@ type watcher struct {
 	static *interpreter.Static
 	mu     sync.Mutex
 	calls  map[string]int
-	ctxs   map[string][]context.Context
+	ctxs   map[string][]context.Context // done once the watch is stopped
 	closed atomic.Bool
 }
 
-func (w *watcher) Resolve(ctx context.Context, name string, sink interpreter.Sink) {
+func (w *watcher) Resolve(name string, sink interpreter.Sink) func() {
+	ctx, cancel := context.WithCancel(context.Background())
 	w.mu.Lock()
 	w.calls[name]++
 	w.ctxs[name] = append(w.ctxs[name], ctx)
 	w.mu.Unlock()
-	w.static.Resolve(ctx, name, sink)
+	w.static.Resolve(name, sink)
+	return cancel
 }
 
 func (w *watcher) Close() error { w.closed.Store(true); return nil }

@@ -1,7 +1,6 @@
 package binder
 
 import (
-	"context"
 	"errors"
 	"strconv"
 	"testing"
@@ -14,8 +13,8 @@ import (
 // silent never answers: every name stays pending, as with a slow resolver.
 type silent struct{}
 
-func (silent) Resolve(context.Context, string, interpreter.Sink) {}
-func (silent) Close() error                                      { return nil }
+func (silent) Resolve(string, interpreter.Sink) func() { return func() {} }
+func (silent) Close() error                            { return nil }
 
 // fullBinder returns a binder with room for n names, holding n names, each
 // with one connection bound when busy, else released (idle).

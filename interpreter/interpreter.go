@@ -1,7 +1,7 @@
 // Package interpreter resolves destination names to sets of weighted
 // endpoints. An interpreter is a watch, not a lookup: Resolve starts
 // delivering answers for a name to a Sink and keeps delivering changes until
-// the watch's context ends. The binder calls Resolve when a name enters its
+// the watch is stopped. The binder calls Resolve when a name enters its
 // cache, on the first connection that asks for it (again after the name was
 // evicted); the name's balancer is the Sink.
 //
@@ -17,7 +17,6 @@
 package interpreter
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -90,11 +89,14 @@ type Sink interface {
 
 // Interpreter resolves names of one router.
 type Interpreter interface {
-	// Resolve starts a watch of name that feeds sink until ctx is done.
-	// It must not block: it is called on an event loop. Once ctx is done
-	// the watch stops calling sink soon after (a call already running
-	// may finish).
-	Resolve(ctx context.Context, name string, sink Sink)
+	// Resolve starts a watch of name that feeds sink until stop is
+	// called. It must not block: it is called on an event loop. stop
+	// must not block either (it too may run on a loop), may be called
+	// more than once and from any goroutine; soon after it the watch
+	// stops calling sink (a call already under way may finish). Stopping
+	// a watch starts no goroutine: a cache evicting ten thousand names at
+	// once must not start ten thousand.
+	Resolve(name string, sink Sink) (stop func())
 	// Close stops every watch and background goroutine of the
 	// interpreter and waits for them to end; no sink is called after it
 	// returns. A Resolve after Close delivers nothing, or one Failed

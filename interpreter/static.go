@@ -1,7 +1,6 @@
 package interpreter
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -132,17 +131,18 @@ func NewStatic(names map[string][]Endpoint) *Static {
 }
 
 // Resolve delivers name's answer to sink before it returns, and nothing
-// after: a static set never changes, so ctx is not watched. A name that is
-// not configured is NotFound.
-func (s *Static) Resolve(ctx context.Context, name string, sink Sink) {
+// after: a static set never changes, so there is nothing to stop. A name
+// that is not configured is NotFound.
+func (s *Static) Resolve(name string, sink Sink) (stop func()) {
 	eps, ok := s.names[name]
 	if !ok {
 		sink.Update(NotFoundAnswer())
-		return
+		return func() {}
 	}
 	// A copy, so that a sink that breaks the contract and keeps or edits
 	// the slice cannot change what the next Resolve delivers.
 	sink.Update(BoundTo(slices.Clone(eps)))
+	return func() {}
 }
 
 // Close does nothing: a static interpreter runs nothing in the background.

@@ -1,7 +1,6 @@
 package interpreter
 
 import (
-	"context"
 	"math"
 	"net/netip"
 	"reflect"
@@ -149,7 +148,7 @@ func TestStaticResolve(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var r recorder
-			s.Resolve(t.Context(), tt.name, &r)
+			s.Resolve(tt.name, &r)
 			if !reflect.DeepEqual(r.got, tt.want) {
 				t.Errorf("Resolve(%q) delivered %v before returning, want %v", tt.name, r.got, tt.want)
 			}
@@ -159,13 +158,10 @@ func TestStaticResolve(t *testing.T) {
 
 func TestStaticResolveDeliversCopies(t *testing.T) {
 	s := NewStatic(map[string][]Endpoint{"web": {ep("10.0.0.1:80", 1)}})
-	// A static set needs no watching, so a done ctx changes nothing.
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
 	var first, second recorder
-	s.Resolve(ctx, "web", &first)
+	s.Resolve("web", &first)()
 	first.got[0].Endpoints[0].Weight = 99
-	s.Resolve(ctx, "web", &second)
+	s.Resolve("web", &second)
 	if w := second.got[0].Endpoints[0].Weight; w != 1 {
 		t.Errorf("a sink editing its slice changed the next resolution: weight %v, want 1", w)
 	}
@@ -193,7 +189,7 @@ func TestStaticNames(t *testing.T) {
 func TestStaticZeroValue(t *testing.T) {
 	var s Static
 	var r recorder
-	s.Resolve(t.Context(), "web", &r)
+	s.Resolve("web", &r)
 	if len(r.got) != 1 || r.got[0].State != NotFound {
 		t.Errorf("zero Static answered %v, want not found", r.got)
 	}

@@ -2,7 +2,6 @@ package router
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -28,11 +27,12 @@ func newGate() *gate {
 	return &gate{sinks: map[string]interpreter.Sink{}, watched: make(chan string, 100)}
 }
 
-func (g *gate) Resolve(ctx context.Context, name string, sink interpreter.Sink) {
+func (g *gate) Resolve(name string, sink interpreter.Sink) func() {
 	g.mu.Lock()
 	g.sinks[name] = sink
 	g.mu.Unlock()
 	g.watched <- name
+	return func() {}
 }
 
 func (g *gate) Close() error { return nil }

@@ -42,8 +42,7 @@ type resolver struct {
 	watches map[*watch]struct{} // live watches
 	queue   []*watch            // due, waiting for a worker; each watch at most once
 	workers int
-	// wg counts the workers, and the live watches until their end
-	// callback has run or been unhooked by Close.
+	// wg counts the workers.
 	wg sync.WaitGroup
 }
 
@@ -72,26 +71,26 @@ func newResolver(st *Settings, servers []string, env interpreter.Env) *resolver 
 // Resolve starts watching name: its first lookup starts at once on a
 // worker. It does no I/O itself. A name CheckName rejects gets a Failed
 // answer before Resolve returns, and nothing more.
-func (r *resolver) Resolve(ctx context.Context, name string, sink interpreter.Sink) {
+func (r *resolver) Resolve(name string, sink interpreter.Sink) (stop func()) {
 	t, err := parseName(name)
 	if err != nil {
 		r.stats.Errors.Add(1)
 		sink.Update(interpreter.FailedWith(fmt.Errorf("dns: %w", err)))
-		return
+		return func() {}
 	}
-	w := &watch{r: r, target: t, ctx: ctx, sink: sink, log: r.log.With("name", name)}
+	w := &watch{r: r, target: t, sink: sink, log: r.log.With("name", name)}
 	w.backoff = interpreter.Backoff{Min: r.backoffMin, Max: r.backoffMax}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		sink.Update(interpreter.FailedWith(errClosed))
-		return
+		return func() {}
 	}
-	r.wg.Add(1)
+	w.ctx, w.cancel = context.WithCancel(r.ctx)
 	r.watches[w] = struct{}{}
-	w.unhook = context.AfterFunc(ctx, w.end)
 	r.mu.Unlock()
 	r.dispatch(w)
+	return w.end
 }
 
 // dispatch runs w's lookup on a new worker, or queues it when all are
@@ -153,9 +152,6 @@ func (r *resolver) Close() error {
 	r.cancel()
 	for w := range watches {
 		w.stop()
-		if w.unhook() {
-			r.wg.Done() // w.end will never run
-		}
 	}
 	r.wg.Wait()
 	return nil

@@ -154,7 +154,7 @@ func resolve(t *testing.T, r *resolver, name string) *testSink {
 	sink := newSink(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	r.Resolve(ctx, name, sink)
+	resolveUntil(ctx, r, name, sink)
 	return sink
 }
 
@@ -636,7 +636,7 @@ func TestCancelStopsWatch(t *testing.T) {
 	r := start(t, st, testEnv(t), srv.addr)
 	sink := newSink(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	r.Resolve(ctx, "/dns/web.example/80", sink)
+	resolveUntil(ctx, r, "/dns/web.example/80", sink)
 	sink.expectBound("192.0.2.1:80")
 	srv.waitQueries("web.example.", mdns.TypeA, 3)
 	cancel()
@@ -670,7 +670,7 @@ func TestCloseAbortsQueriesAndWaits(t *testing.T) {
 	for i := range 3 {
 		sink := newSink(t)
 		sinks = append(sinks, sink)
-		r.Resolve(t.Context(), fmt.Sprintf("/dns/web.example/%d", 80+i), sink)
+		resolveUntil(t.Context(), r, fmt.Sprintf("/dns/web.example/%d", 80+i), sink)
 	}
 	srv.waitQueries("web.example.", mdns.TypeA, 3)
 	closed := make(chan struct{})
@@ -689,7 +689,7 @@ func TestCloseAbortsQueriesAndWaits(t *testing.T) {
 	}
 
 	sink := newSink(t)
-	r.Resolve(t.Context(), "/dns/web.example/80", sink)
+	resolveUntil(t.Context(), r, "/dns/web.example/80", sink)
 	sink.expectFailed("interpreter closed")
 }
 
@@ -699,7 +699,7 @@ func TestCloseWaitsForSink(t *testing.T) {
 	r := newResolver(testSettings(), []string{srv.addr}, testEnv(t))
 	sink := newSink(t)
 	sink.entered, sink.block = make(chan struct{}, 1), make(chan struct{})
-	r.Resolve(t.Context(), "/dns/web.example/80", sink)
+	resolveUntil(t.Context(), r, "/dns/web.example/80", sink)
 	select {
 	case <-sink.entered:
 	case <-time.After(waitFor):
@@ -759,9 +759,20 @@ func TestResolveBadName(t *testing.T) {
 	r := newResolver(testSettings(), []string{"127.0.0.1:1"}, testEnv(t))
 	defer r.Close()
 	sink := newSink(t)
-	r.Resolve(t.Context(), "/dns/web.example", sink)
+	resolveUntil(t.Context(), r, "/dns/web.example", sink)
 	if len(sink.ch) != 1 {
 		t.Fatal("no answer before Resolve returned")
 	}
 	sink.expectFailed(`dns: "/dns/web.example" has no port`)
+}
+
+// resolveUntil watches name into sink until ctx is done, as the binder's
+// eviction would stop it.
+func resolveUntil(ctx context.Context, r interpreter.Interpreter, name string, sink interpreter.Sink) {
+	stop := r.Resolve(name, sink)
+	if ctx.Err() != nil {
+		stop()
+		return
+	}
+	context.AfterFunc(ctx, stop)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/interpreter"
@@ -23,7 +24,8 @@ type watch struct {
 	ctx    context.Context
 	sink   interpreter.Sink
 	log    *slog.Logger
-	unhook func() bool // unregisters end from ctx; set under r.mu
+	cancel context.CancelFunc // ends ctx, aborting a lookup in flight
+	ended  atomic.Bool        // end has run
 
 	mu      sync.Mutex
 	stopped bool
@@ -36,11 +38,15 @@ type watch struct {
 	failing   bool // the last lookup failed
 }
 
-// end runs once ctx is done: the watch stops.
+// end stops the watch: it is the stop function Resolve returns.
+// Idempotent; it does not block.
 func (w *watch) end() {
+	if w.ended.Swap(true) {
+		return
+	}
+	w.cancel()
 	w.stop()
 	w.r.forget(w)
-	w.r.wg.Done()
 }
 
 // stop stops the timer; a refresh running sees ctx done and delivers
@@ -66,11 +72,7 @@ func (w *watch) refresh() {
 	if w.failing {
 		w.r.stats.Reconnects.Add(1)
 	}
-	ctx, cancel := context.WithCancel(w.r.ctx)
-	unhook := context.AfterFunc(w.ctx, cancel)
-	res, ttl, err := w.r.lookup(ctx, w.target)
-	unhook()
-	cancel()
+	res, ttl, err := w.r.lookup(w.ctx, w.target)
 	if w.done() {
 		return
 	}

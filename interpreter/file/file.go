@@ -9,10 +9,10 @@
 package file
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/fsnotify/fsnotify"
 
@@ -29,25 +29,24 @@ type Interpreter struct {
 
 	wake chan struct{} // capacity 1: a pending wake-up of the watcher
 	done chan struct{} // closed by Close
-	// wg counts the watcher goroutine and every armed context.AfterFunc
-	// of a subscription, so that Close returns only once none can run.
+	// wg counts the watcher goroutine, so that Close returns only once it
+	// has exited.
 	wg sync.WaitGroup
 
 	mu     sync.Mutex
 	closed bool
-	live   map[*subscription]struct{} // subscriptions whose AfterFunc is armed
+	live   map[*subscription]struct{} // subscriptions not stopped
 	added  []*subscription            // new, for the watcher to take
-	ended  []*subscription            // ctx done, for the watcher to drop
+	ended  []*subscription            // stopped, for the watcher to drop
 }
 
 var _ interpreter.Interpreter = (*Interpreter)(nil)
 
 // subscription is one watch of a name.
 type subscription struct {
-	ctx  context.Context
-	sink interpreter.Sink
-	file string      // the file name within the directory
-	stop func() bool // disarms the AfterFunc that reports ctx done
+	sink    interpreter.Sink
+	file    string      // the file name within the directory
+	stopped atomic.Bool // the watch was stopped: deliver nothing more
 
 	answered bool // the sink has had an answer; the watcher's only
 }
@@ -77,40 +76,38 @@ func newInterpreter(st *Settings, env interpreter.Env) (*Interpreter, error) {
 // file and delivers the first answer. It does no I/O. A name that cannot
 // map to a file (see Settings.CheckName) gets one Failed answer, delivered
 // before Resolve returns.
-func (in *Interpreter) Resolve(ctx context.Context, name string, sink interpreter.Sink) {
+func (in *Interpreter) Resolve(name string, sink interpreter.Sink) (stop func()) {
 	file, err := fileName(in.prefix, name)
 	if err != nil {
 		in.stats.Errors.Add(1)
 		sink.Update(interpreter.FailedWith(fmt.Errorf("file: %w", err)))
-		return
+		return func() {}
 	}
-	if ctx.Err() != nil {
-		return
-	}
-	s := &subscription{ctx: ctx, sink: sink, file: file}
+	s := &subscription{sink: sink, file: file}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.closed {
-		return
+		return func() {}
 	}
-	in.wg.Add(1)
-	s.stop = context.AfterFunc(ctx, func() { in.end(s) })
 	in.live[s] = struct{}{}
 	in.added = append(in.added, s)
 	in.signal()
+	return func() { in.end(s) }
 }
 
-// end hands s, whose ctx is done, to the watcher to drop. It runs as the
-// AfterFunc of s.
+// end stops s and hands it to the watcher to drop. Idempotent.
 func (in *Interpreter) end(s *subscription) {
-	defer in.wg.Done()
+	if s.stopped.Swap(true) {
+		return
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	delete(in.live, s)
-	if !in.closed {
-		in.ended = append(in.ended, s)
-		in.signal()
+	if _, ok := in.live[s]; !ok {
+		return // closed meanwhile
 	}
+	delete(in.live, s)
+	in.ended = append(in.ended, s)
+	in.signal()
 }
 
 // signal wakes the watcher; wake-ups coalesce.
@@ -141,9 +138,7 @@ func (in *Interpreter) Close() error {
 	}
 	in.closed = true
 	for s := range in.live {
-		if s.stop() {
-			in.wg.Done() // the AfterFunc will not run
-		}
+		s.stopped.Store(true)
 	}
 	clear(in.live)
 	in.added, in.ended = nil, nil

@@ -345,7 +345,7 @@ func (w *watcher) read(f *fileState) {
 	}
 	f.last, f.known = res, true
 	for _, s := range f.subs {
-		if s.ctx.Err() != nil || (s.answered && !changed) {
+		if s.stopped.Load() || (s.answered && !changed) {
 			continue
 		}
 		s.answered = true

@@ -107,32 +107,35 @@ func newTransport(st Settings) *http.Transport {
 // Resolve starts watching name: on a new goroutine in watch mode, on a
 // timer in poll mode. It does no I/O. A name that is not a valid namerd
 // path, or a Resolve after Close, gets a Failed answer at once.
-func (n *Interpreter) Resolve(ctx context.Context, name string, sink interpreter.Sink) {
+func (n *Interpreter) Resolve(name string, sink interpreter.Sink) (stop func()) {
 	if err := checkPath(name); err != nil {
 		n.env.Stats.Errors.Add(1)
 		sink.Update(interpreter.FailedWith(fmt.Errorf("namerd: %w", err)))
-		return
+		return func() {}
 	}
-	if !n.start(ctx, name, sink) {
+	stop = n.start(name, sink)
+	if stop == nil {
 		sink.Update(interpreter.FailedWith(errClosed))
+		return func() {}
 	}
+	return stop
 }
 
-// start starts the watch of name unless the interpreter is closed.
-func (n *Interpreter) start(ctx context.Context, name string, sink interpreter.Sink) bool {
+// start starts the watch of name unless the interpreter is closed, and
+// returns its stop function (nil when closed).
+func (n *Interpreter) start(name string, sink interpreter.Sink) func() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return false
+		return nil
 	}
-	w := n.newNameWatch(ctx, name, sink)
+	w := n.newNameWatch(name, sink)
 	if n.st.Watch {
 		n.wg.Add(1)
 		go w.watchLoop()
-	} else {
-		w.startPolling()
+		return w.release
 	}
-	return true
+	return w.startPolling()
 }
 
 // Close stops every watch and waits for their goroutines and timers to end.

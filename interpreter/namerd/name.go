@@ -21,8 +21,8 @@ type nameWatch struct {
 	url     string // the resolve request, with watch=true in watch mode
 	sink    interpreter.Sink
 	log     *slog.Logger
-	ctx     context.Context // done when Resolve's context is, or at Close
-	release func()          // frees ctx; called once, when the watch ends
+	ctx     context.Context // done when the watch is stopped, or at Close
+	release func()          // ends ctx; idempotent
 
 	backoff interpreter.Backoff
 	last    interpreter.Resolution // the last good answer delivered, if hasLast
@@ -30,9 +30,8 @@ type nameWatch struct {
 	failing bool                   // a failure was logged at Warn; no good answer since
 }
 
-func (n *Interpreter) newNameWatch(ctx context.Context, name string, sink interpreter.Sink) *nameWatch {
+func (n *Interpreter) newNameWatch(name string, sink interpreter.Sink) *nameWatch {
 	wctx, cancel := context.WithCancel(n.ctx)
-	stop := context.AfterFunc(ctx, cancel)
 	return &nameWatch{
 		n:       n,
 		name:    name,
@@ -40,7 +39,7 @@ func (n *Interpreter) newNameWatch(ctx context.Context, name string, sink interp
 		sink:    sink,
 		log:     n.log.With("name", name),
 		ctx:     wctx,
-		release: func() { stop(); cancel() },
+		release: cancel,
 		backoff: interpreter.Backoff{Min: n.st.BackoffMin, Max: n.st.BackoffMax},
 	}
 }

@@ -22,16 +22,21 @@ type poller struct {
 
 	mu      sync.Mutex // guards timer and stopped; each run takes it, which orders it after the schedule that armed it
 	timer   *time.Timer
-	stopped bool // w.ctx is done: schedule nothing more
+	stopped bool // the watch was stopped: schedule nothing more
 
 	retry bool // the last request failed: the next is a retry
 }
 
-// startPolling schedules the first request at once. Called with n.mu held.
-func (w *nameWatch) startPolling() {
+// startPolling schedules the first request at once and returns the
+// watch's stop function, which Close also runs. Called with n.mu held.
+func (w *nameWatch) startPolling() (stop func()) {
 	p := &poller{w: w}
 	p.schedule(0)
-	context.AfterFunc(w.ctx, p.stop)
+	unhook := context.AfterFunc(w.n.ctx, p.stop)
+	return func() {
+		unhook()
+		p.stop()
+	}
 }
 
 func (p *poller) schedule(d time.Duration) {
@@ -48,13 +53,14 @@ func (p *poller) schedule(d time.Duration) {
 	p.timer.Reset(d)
 }
 
-// stop runs once w.ctx is done. A timer it stops will not run, so its
-// count is released here, last; a run under way releases its own.
+// stop ends the polling: when the watch is stopped, or at Close. A timer
+// it stops will not run, so its count is released here, last; a run under
+// way releases its own. Idempotent.
 func (p *poller) stop() {
 	p.w.release()
 	p.mu.Lock()
 	p.stopped = true
-	stopped := p.timer.Stop()
+	stopped := p.timer != nil && p.timer.Stop()
 	p.mu.Unlock()
 	if stopped {
 		p.w.n.wg.Done()

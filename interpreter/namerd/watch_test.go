@@ -26,7 +26,7 @@ func startWatch(t *testing.T, name string) (testInterp, *fakeNamerd, *recSink, *
 	f := startFakeNamerd(t, nil)
 	in := newTestInterp(t, testSettings(f.url(), true))
 	sink := newRecSink(t)
-	in.Resolve(context.Background(), name, sink)
+	resolveUntil(context.Background(), in, name, sink)
 	fr := f.next(t)
 	checkRequest(t, fr.r, "default", name, true)
 	return in, f, sink, fr
@@ -246,7 +246,7 @@ func TestWatchServerNeverAnswers(t *testing.T) {
 	st.Timeout = 250 * time.Millisecond
 	in := newTestInterp(t, st)
 	sink := newRecSink(t)
-	in.Resolve(context.Background(), "/svc/web", sink)
+	resolveUntil(context.Background(), in, "/svc/web", sink)
 	first := waitAccept(t, accepted)
 	defer first.Close()
 	// The request's deadline or the transport's header timeout, whichever
@@ -266,7 +266,7 @@ func TestWatchStallInsideAnswer(t *testing.T) {
 	st.Timeout = 250 * time.Millisecond
 	in := newTestInterp(t, st)
 	sink := newRecSink(t)
-	in.Resolve(context.Background(), "/svc/web", sink)
+	resolveUntil(context.Background(), in, "/svc/web", sink)
 	fr := f.next(t)
 	fr.send(t, boundOne+"\n", boundTwo[:20])
 	sink.expectBound(t, one)
@@ -282,7 +282,7 @@ func TestWatchQuietStreamIsNotTimedOut(t *testing.T) {
 	st.Timeout = 250 * time.Millisecond
 	in := newTestInterp(t, st)
 	sink := newRecSink(t)
-	in.Resolve(context.Background(), "/svc/web", sink)
+	resolveUntil(context.Background(), in, "/svc/web", sink)
 	fr := f.next(t)
 	fr.send(t, boundOne+"\n")
 	sink.expectBound(t, one)
@@ -329,7 +329,7 @@ func TestWatchCancel(t *testing.T) {
 	in := newTestInterp(t, testSettings(f.url(), true))
 	sink := newRecSink(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	in.Resolve(ctx, "/svc/web", sink)
+	resolveUntil(ctx, in, "/svc/web", sink)
 	fr := f.next(t)
 	fr.send(t, boundOne+"\n")
 	sink.expectBound(t, one)
@@ -363,7 +363,7 @@ func TestWatchManyNamesCloseWaits(t *testing.T) {
 	for i := range names {
 		name := "/svc/s" + strconv.Itoa(i)
 		sinks[name] = newRecSink(t)
-		in.Resolve(context.Background(), name, sinks[name])
+		resolveUntil(context.Background(), in, name, sinks[name])
 	}
 	for range names {
 		fr := f.next(t)
@@ -385,11 +385,11 @@ func TestResolveInvalidNameOrClosed(t *testing.T) {
 	f := startFakeNamerd(t, nil)
 	in := newTestInterp(t, testSettings(f.url(), true))
 	sink := newRecSink(t)
-	in.Resolve(context.Background(), "/svc//web", sink)
+	resolveUntil(context.Background(), in, "/svc//web", sink)
 	sink.expectFailed(t, `namerd: "/svc//web" has an empty segment`)
 
 	in.Close()
-	in.Resolve(context.Background(), "/svc/web", sink)
+	resolveUntil(context.Background(), in, "/svc/web", sink)
 	sink.expectFailed(t, "namerd: interpreter closed")
 	if len(f.reqs) != 0 {
 		t.Fatal("a request was sent")
@@ -401,7 +401,7 @@ func TestBackoffResetsAfterGoodAnswer(t *testing.T) {
 	st := testSettings(f.url(), true)
 	st.BackoffMin, st.BackoffMax = time.Second, time.Hour
 	in := newTestInterp(t, st)
-	w := in.newNameWatch(context.Background(), "/svc/web", newRecSink(t))
+	w := in.newNameWatch("/svc/web", newRecSink(t))
 	defer w.release()
 	for range 20 {
 		w.backoff.Next()
