@@ -417,10 +417,14 @@ label = "r"
 			t.Fatal(err)
 		}
 		err = roundTrip(conn, 5*time.Second)
-		conn.Close()
 		if err == nil {
+			// End the stream before the stop, so that it counts as eof.
+			_ = conn.(*net.TCPConn).CloseWrite()
+			_, _ = io.ReadAll(conn)
+			conn.Close()
 			break
 		}
+		conn.Close()
 		if time.Now().After(deadline) {
 			t.Fatalf("still not routed 10s after the file appeared: %v", err)
 		}
