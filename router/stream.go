@@ -39,24 +39,23 @@ const socketEvents = duplex.Events
 // phaseWaiting the stream is w.waiting[bal][waitIndex], holds one of bal's
 // waiter slots, and its timer is set to the connect deadline.
 type stream struct {
-	w         *worker
-	r         *Router
-	env       server.Envelope
-	name      *binder.Name // bound from start until finish
-	bal       *balancer.Balancer
-	waitIndex int // in the worker's waiting[bal] while phaseWaiting
-
+	w        *worker
+	r        *Router
+	env      server.Envelope
+	name     *binder.Name // bound from start until finish; bal is its balancer
 	cfd, ufd int
 	client   side
 	upstream side
-	phase    phase
 
 	ep       *endpoint.Endpoint
 	tried    []*endpoint.Endpoint
 	triedBuf [4]*endpoint.Endpoint
-	timedOut bool // the last failed attempt timed out
 
+	// Small fields together, so that the struct stays in its size class.
+	phase        phase
+	timedOut     bool   // the last failed attempt timed out
 	clientEvents uint32 // client readiness seen while connecting
+	waitIndex    int32  // in the worker's waiting[bal] while phaseWaiting
 	lastActive   int64
 	timer        netpoll.Timer
 	dup          duplex.Duplex
@@ -95,7 +94,7 @@ func (s *stream) start(w *worker, r *Router, fd int, env *server.Envelope) {
 	s.w, s.r, s.env = w, r, *env
 	s.cfd, s.ufd = fd, -1
 	s.phase = phaseConnecting
-	s.ep, s.bal, s.name = nil, nil, nil
+	s.ep, s.name = nil, nil
 	s.tried = s.triedBuf[:0]
 	s.timedOut = false
 	s.clientEvents = 0
@@ -112,15 +111,15 @@ func (s *stream) start(w *worker, r *Router, fd int, env *server.Envelope) {
 		s.finish(server.ReasonNamesFull)
 		return
 	}
-	s.name, s.bal = name, name.Balancer()
-	if s.bal.State() == balancer.Pending {
+	s.name = name
+	if s.name.Balancer().State() == balancer.Pending {
 		s.park()
 		return
 	}
 	if len(w.waiting) > 0 {
 		// Waiters for this name may be left behind if the loop's queue
 		// refused the answer's wake-up: this connection wakes them.
-		w.wake(s.bal)
+		w.wake(s.name.Balancer())
 	}
 	s.connect()
 }
@@ -129,7 +128,7 @@ func (s *stream) start(w *worker, r *Router, fd int, env *server.Envelope) {
 // name: until the answer, or its connect deadline, whichever comes first.
 // Past max_waiters it fails at once.
 func (s *stream) park() {
-	if !s.bal.AddWaiter() {
+	if !s.name.Balancer().AddWaiter() {
 		if s.r.client.MaxWaiters == 0 {
 			s.finish(server.ReasonNoEndpoints)
 		} else {
@@ -138,36 +137,36 @@ func (s *stream) park() {
 		return
 	}
 	w := s.w
-	list, ok := w.waiting[s.bal]
+	list, ok := w.waiting[s.name.Balancer()]
 	if !ok {
-		bal := s.bal
+		bal := s.name.Balancer()
 		if !bal.OnAnswer(w, func() { w.postWake(bal) }) {
 			// Answered since we looked.
-			s.bal.DoneWaiting()
+			s.name.Balancer().DoneWaiting()
 			s.connect()
 			return
 		}
 	}
 	s.phase = phaseWaiting
-	s.waitIndex = len(list)
-	w.waiting[s.bal] = append(list, s)
+	s.waitIndex = int32(len(list))
+	w.waiting[s.name.Balancer()] = append(list, s)
 	w.loop.Schedule(&s.timer, s.env.ConnectDeadline, s)
 }
 
 // unpark takes a waiting stream out of its worker's waiters.
 func (s *stream) unpark() {
 	w := s.w
-	list := w.waiting[s.bal]
+	list := w.waiting[s.name.Balancer()]
 	last := len(list) - 1
 	list[s.waitIndex] = list[last]
 	list[s.waitIndex].waitIndex = s.waitIndex
 	list[last] = nil
 	if last == 0 {
-		delete(w.waiting, s.bal)
+		delete(w.waiting, s.name.Balancer())
 	} else {
-		w.waiting[s.bal] = list[:last]
+		w.waiting[s.name.Balancer()] = list[:last]
 	}
-	s.bal.DoneWaiting()
+	s.name.Balancer().DoneWaiting()
 	s.phase = phaseConnecting
 }
 
@@ -185,7 +184,7 @@ func (s *stream) connect() {
 			s.finishConnectFailure()
 			return
 		}
-		ep := s.bal.Pick(s.w.rng, now, s.tried)
+		ep := s.name.Balancer().Pick(s.w.rng, now, s.tried)
 		if ep == nil {
 			if len(s.tried) == 0 {
 				s.finish(server.ReasonNoEndpoints)
@@ -413,7 +412,6 @@ func (s *stream) finish(reason server.Reason) {
 	}
 	srv := s.env.Server
 	s.env = server.Envelope{}
-	s.bal = nil
 	clear(s.triedBuf[:])
 	s.tried = nil
 	srv.Done(reason)
