@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"net/netip"
 	"os"
 	"sync/atomic"
@@ -39,14 +40,8 @@ type listener struct {
 }
 
 func listen(addr netip.AddrPort) (*listener, error) {
-	family, sa := unix.AF_INET, unix.Sockaddr(nil)
+	family, sa := sockaddrOf(addr)
 	ip := addr.Addr().Unmap()
-	if ip.Is4() {
-		sa = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: ip.As4()}
-	} else {
-		family = unix.AF_INET6
-		sa = &unix.SockaddrInet6{Port: int(addr.Port()), Addr: ip.As16()}
-	}
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
@@ -78,6 +73,44 @@ func listen(addr netip.AddrPort) (*listener, error) {
 	}
 	ln := &listener{fd: fd, addr: addrPortOf(bound), wildcard: ip.IsUnspecified()}
 	return ln, nil
+}
+
+func sockaddrOf(addr netip.AddrPort) (int, unix.Sockaddr) {
+	ip := addr.Addr().Unmap()
+	if ip.Is4() {
+		return unix.AF_INET, &unix.SockaddrInet4{Port: int(addr.Port()), Addr: ip.As4()}
+	}
+	return unix.AF_INET6, &unix.SockaddrInet6{Port: int(addr.Port()), Addr: ip.As16()}
+}
+
+// ErrAddrInUse is returned by Listen when another socket listens on the
+// address (or on a wildcard address of its port).
+var ErrAddrInUse = errors.New("address in use by another listening socket")
+
+// checkFree fails with ErrAddrInUse when a socket listens on addr. Our
+// listeners share their port through SO_REUSEPORT, and so would any socket
+// of the same user that sets it too: a second Switchyard on the same
+// address would silently take part of the first one's connections. A probe
+// bound without SO_REUSEPORT (with SO_REUSEADDR, so that connections in
+// TIME_WAIT do not count) fails if anything listens there, as nginx's bind
+// does without reuseport.
+func checkFree(addr netip.AddrPort) error {
+	family, sa := sockaddrOf(addr)
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return os.NewSyscallError("socket", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return os.NewSyscallError("setsockopt", err)
+	}
+	switch err := unix.Bind(fd, sa); {
+	case errors.Is(err, unix.EADDRINUSE):
+		return ErrAddrInUse
+	case err != nil:
+		return os.NewSyscallError("bind", err)
+	}
+	return nil
 }
 
 // register adds the listener to its loop and accepts what is already

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"net"
 	"net/netip"
 	"testing"
 	"unsafe"
@@ -98,5 +100,43 @@ func TestReasonAndFailureNames(t *testing.T) {
 	}
 	if Reason(200).String() != "unknown" || ConnectFailure(200).String() != "unknown" {
 		t.Error("out-of-range names should read unknown")
+	}
+}
+
+// Another group of SO_REUSEPORT listeners (a second Switchyard, or any
+// program of the same user that sets it) on our address would share our
+// connections: checkFree refuses an address anything listens on, while
+// connections in TIME_WAIT on it do not count.
+func TestCheckFreeRefusesAReusePortGroup(t *testing.T) {
+	ours, err := listen(netip.MustParseAddrPort("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ours.addr
+	if err := checkFree(addr); !errors.Is(err, ErrAddrInUse) {
+		t.Fatalf("checkFree(%v) with a reuseport listener there = %v, want ErrAddrInUse", addr, err)
+	}
+	wildcard := netip.AddrPortFrom(netip.IPv4Unspecified(), addr.Port())
+	if err := checkFree(wildcard); !errors.Is(err, ErrAddrInUse) {
+		t.Fatalf("checkFree(%v) with 127.0.0.1 listening on its port = %v, want ErrAddrInUse", wildcard, err)
+	}
+
+	// A connection through it, closed by us first, leaves TIME_WAIT.
+	c, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nfd, _, err := unix.Accept4(ours.fd, unix.SOCK_CLOEXEC)
+	for errors.Is(err, unix.EAGAIN) {
+		nfd, _, err = unix.Accept4(ours.fd, unix.SOCK_CLOEXEC)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(nfd)
+	c.Close()
+	ours.closeUnregistered()
+	if err := checkFree(addr); err != nil {
+		t.Fatalf("checkFree(%v) with only a closed connection left = %v", addr, err)
 	}
 }

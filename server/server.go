@@ -87,6 +87,11 @@ func (s *Server) Label() string { return s.cfg.Listen.String() }
 // loop through the loop's queue. On error nothing stays open.
 func (s *Server) Listen(loops []*netpoll.Loop) error {
 	addr := s.cfg.Listen
+	if addr.Port() != 0 {
+		if err := checkFree(addr); err != nil {
+			return fmt.Errorf("server %s: %w", addr, err)
+		}
+	}
 	var lns []*listener
 	for _, l := range loops {
 		ln, err := listen(addr)

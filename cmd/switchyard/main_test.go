@@ -443,3 +443,20 @@ label = "r"
 		t.Fatalf("exit: %v", err)
 	}
 }
+
+// A second Switchyard on the address of a running one must not join its
+// SO_REUSEPORT group and take part of its connections: it fails to start,
+// saying why.
+func TestSecondInstanceOnTheSameAddressFails(t *testing.T) {
+	_, servers := startChild(t, nil, forwardConfig(echoBackend(t), ""))
+	second := strings.Replace(forwardConfig(echoBackend(t), ""), "127.0.0.1:0", servers[0], 1)
+	cmd := exec.Command(binary, "-config", writeConfig(t, second))
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("second instance on %s: %v, want exit code 1; output:\n%s", servers[0], err, out)
+	}
+	if !bytes.Contains(out, []byte(servers[0])) || !bytes.Contains(out, []byte("in use")) {
+		t.Errorf("the error does not name the address and say it is in use:\n%s", out)
+	}
+}
