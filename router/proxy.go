@@ -83,8 +83,12 @@ type Proxy struct {
 	workers []*worker
 	routers []*Router
 	runErr  chan error
-	stop    sync.Once
-	procs   int // GOMAXPROCS before Start, restored by Stop
+	events  *events
+	// eventsRunning: Start got as far as running the event goroutine,
+	// which Stop then ends.
+	eventsRunning bool
+	stop          sync.Once
+	procs         int // GOMAXPROCS before Start, restored by Stop
 }
 
 // Start builds the event loops and routers of cfg, binds every server and
@@ -100,7 +104,7 @@ func Start(cfg *Config, log *slog.Logger) (*Proxy, error) {
 	if procs < n+1 {
 		runtime.GOMAXPROCS(n + 1)
 	}
-	p := &Proxy{log: log, runErr: make(chan error, n), procs: procs}
+	p := &Proxy{log: log, runErr: make(chan error, n), procs: procs, events: newEvents(log)}
 	for i := 0; i < n; i++ {
 		l, err := netpoll.NewLoop(i)
 		if err != nil {
@@ -131,6 +135,14 @@ func Start(cfg *Config, log *slog.Logger) (*Proxy, error) {
 			return nil, err
 		}
 	}
+	var watched []watchedServer
+	for _, r := range p.routers {
+		for _, srv := range r.servers {
+			watched = append(watched, watchedServer{router: r.label, srv: srv})
+		}
+	}
+	p.eventsRunning = true
+	go p.events.run(func() []watchedServer { return watched })
 	return p, nil
 }
 
@@ -180,6 +192,9 @@ func (p *Proxy) Stop() error {
 			if err := <-p.runErr; err != nil {
 				errs = append(errs, err)
 			}
+		}
+		if p.eventsRunning {
+			p.events.close()
 		}
 		// Interpreters wake waiting connections by posting to the
 		// loops: stop them before the loops' descriptors go.

@@ -53,7 +53,6 @@ type stream struct {
 
 	// Small fields together, so that the struct stays in its size class.
 	phase        phase
-	timedOut     bool   // the last failed attempt timed out
 	clientEvents uint32 // client readiness seen while connecting
 	waitIndex    int32  // in the worker's waiting[bal] while phaseWaiting
 	lastActive   int64
@@ -96,7 +95,6 @@ func (s *stream) start(w *worker, r *Router, fd int, env *server.Envelope) {
 	s.phase = phaseConnecting
 	s.ep, s.name = nil, nil
 	s.tried = s.triedBuf[:0]
-	s.timedOut = false
 	s.clientEvents = 0
 	if err := w.loop.Add(fd, socketEvents, &s.client); err != nil {
 		// Cannot register: the socket is useless to us.
@@ -213,8 +211,7 @@ func (s *stream) connect() {
 				return
 			}
 			s.env.Server.ConnectFailed(server.ConnectOther)
-			ep.Failed(now, s.r.client.FailureAccrual)
-			s.timedOut = false
+			s.failed(ep, now)
 			continue
 		}
 		s.ep, s.ufd = ep, fd
@@ -223,11 +220,16 @@ func (s *stream) connect() {
 	}
 }
 
-func (s *stream) finishConnectFailure() {
-	if s.timedOut {
-		s.finish(server.ReasonConnectTimeout)
-	} else {
-		s.finish(server.ReasonConnectFailed)
+// finishConnectFailure ends a stream whose connect attempts all failed
+// (each counted by cause) before its connect deadline: connect_timeout is
+// only for the deadline itself.
+func (s *stream) finishConnectFailure() { s.finish(server.ReasonConnectFailed) }
+
+// failed charges a failed connect to ep, and reports ep when that sets it
+// aside.
+func (s *stream) failed(ep *endpoint.Endpoint, now int64) {
+	if ep.Failed(now, s.r.client.FailureAccrual) {
+		s.r.proxy.events.setAside(s.r, s.env.Dst, ep)
 	}
 }
 
@@ -237,10 +239,9 @@ func (s *stream) finishConnectFailure() {
 func (s *stream) attemptFailed(cause server.ConnectFailure) {
 	s.env.Server.ConnectFailed(cause)
 	s.closeUpstream()
-	s.ep.Failed(s.w.loop.Now(), s.r.client.FailureAccrual)
+	s.failed(s.ep, s.w.loop.Now())
 	s.ep.Release()
 	s.ep = nil
-	s.timedOut = cause == server.ConnectTimeout
 	s.connect()
 }
 
@@ -334,7 +335,7 @@ func (s *stream) OnTimer(now int64) {
 		if now >= s.env.ConnectDeadline {
 			if s.ep != nil {
 				s.env.Server.ConnectFailed(server.ConnectTimeout)
-				s.ep.Failed(now, s.r.client.FailureAccrual)
+				s.failed(s.ep, now)
 			}
 			s.finish(server.ReasonConnectTimeout)
 			return

@@ -1,9 +1,7 @@
 package dns
 
 import (
-	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,115 +9,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-proxy/switchyard/interpreter"
+	"github.com/switchyard-proxy/switchyard/interpreter/kindtest"
 )
 
-// fakeTable is an interpreter.Table over a map, recording the problems
-// reported as "key: message", and the keys nobody took as "key: unknown
-// key", as the router's decoder does.
-type fakeTable struct {
-	m        map[string]any
-	taken    map[string]bool
-	problems []string
-}
-
-func newFakeTable(m map[string]any) *fakeTable {
-	return &fakeTable{m: m, taken: make(map[string]bool)}
-}
-
-func (t *fakeTable) take(key string) (any, bool) {
-	t.taken[key] = true
-	v, ok := t.m[key]
-	return v, ok
-}
-
-func (t *fakeTable) Path() string { return "routers[0].interpreter" }
-
-func (t *fakeTable) String(key string) *string {
-	v, ok := t.take(key)
-	if !ok {
-		return nil
-	}
-	s, ok := v.(string)
-	if !ok {
-		t.Problem(key, "expected a string, got %T", v)
-		return nil
-	}
-	return &s
-}
-
-func (t *fakeTable) Bool(key string) *bool {
-	v, ok := t.take(key)
-	if !ok {
-		return nil
-	}
-	b, ok := v.(bool)
-	if !ok {
-		t.Problem(key, "expected a boolean, got %T", v)
-		return nil
-	}
-	return &b
-}
-
-func (t *fakeTable) Int(key string) *int64 {
-	v, ok := t.take(key)
-	if !ok {
-		return nil
-	}
-	n, ok := v.(int64)
-	if !ok {
-		t.Problem(key, "expected an integer, got %T", v)
-		return nil
-	}
-	return &n
-}
-
-func (t *fakeTable) Duration(key string) *time.Duration {
-	s := t.String(key)
-	if s == nil {
-		return nil
-	}
-	d, err := time.ParseDuration(*s)
-	if err != nil {
-		t.Problem(key, "bad duration %q: %v", *s, err)
-		return nil
-	}
-	return &d
-}
-
-func (t *fakeTable) Strings(key string) []*string {
-	t.take(key)
-	t.Problem(key, "the dns kind takes no array")
-	return nil
-}
-
-func (t *fakeTable) Table(key string) interpreter.Table {
-	t.take(key)
-	return newFakeTable(nil)
-}
-
-func (t *fakeTable) Present() bool  { return t.m != nil }
-func (t *fakeTable) Keys() []string { return slices.Sorted(maps.Keys(t.m)) }
-
-func (t *fakeTable) Problem(key string, format string, args ...any) {
-	t.problems = append(t.problems, key+": "+fmt.Sprintf(format, args...))
-}
-
-func (t *fakeTable) ProblemAt(key string, i int, format string, args ...any) {
-	t.Problem(fmt.Sprintf("%s[%d]", key, i), format, args...)
-}
-
-// decodeMap decodes m as the router would, unknown keys included.
+// decodeMap decodes m as the router would, reporting the keys nobody took
+// as unknown.
 func decodeMap(m map[string]any) (*Settings, []string) {
-	t := newFakeTable(m)
+	t := kindtest.NewTable(m)
 	st := Kind.Decode(t)
-	for _, key := range t.Keys() {
-		if !t.taken[key] {
-			t.Problem(key, "unknown key")
-		}
+	for _, key := range t.Unknown() {
+		t.Problem(key, "unknown key")
 	}
 	s, _ := st.(*Settings)
-	return s, t.problems
+	return s, t.Problems
 }
 
 func TestDecodeDefaults(t *testing.T) {
@@ -168,7 +70,7 @@ func TestDecodeProblems(t *testing.T) {
 	tests := []struct {
 		name string
 		m    map[string]any
-		want []string // each a problem, "key: start of the message"
+		want []string // each a problem, "key: start of the message", under the table's path
 	}{
 		{"server empty", map[string]any{"server": ""}, []string{"server: must not be empty (leave server out to use the nameservers of /etc/resolv.conf)"}},
 		{"server without port", map[string]any{"server": "10.0.0.1"}, []string{`server: "10.0.0.1" has no port: write 10.0.0.1:53`}},
@@ -206,7 +108,7 @@ func TestDecodeProblems(t *testing.T) {
 				t.Fatalf("problems %q, want %d: %q", problems, len(tt.want), tt.want)
 			}
 			for i, want := range tt.want {
-				if !strings.HasPrefix(problems[i], want) {
+				if !strings.HasPrefix(problems[i], "routers[0].interpreter."+want) {
 					t.Errorf("problem %d: %q, want it to start with %q", i, problems[i], want)
 				}
 			}

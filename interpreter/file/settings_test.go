@@ -1,109 +1,12 @@
 package file
 
 import (
-	"fmt"
-	"maps"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/switchyard-proxy/switchyard/interpreter"
+	"github.com/switchyard-proxy/switchyard/interpreter/kindtest"
 )
-
-// fakeTable is an interpreter.Table over a map, recording the problems
-// reported and the keys taken, as the router's decoder does.
-type fakeTable struct {
-	m        map[string]any
-	taken    map[string]bool
-	problems []string
-}
-
-var _ interpreter.Table = (*fakeTable)(nil)
-
-func newFakeTable(m map[string]any) *fakeTable {
-	return &fakeTable{m: m, taken: make(map[string]bool)}
-}
-
-func (f *fakeTable) Path() string { return "routers[0].interpreter" }
-
-func take[T any](f *fakeTable, key, what string) *T {
-	v, ok := f.m[key]
-	if !ok {
-		return nil
-	}
-	f.taken[key] = true
-	t, ok := v.(T)
-	if !ok {
-		f.Problem(key, "must be %s", what)
-		return nil
-	}
-	return &t
-}
-
-func (f *fakeTable) String(key string) *string { return take[string](f, key, "a string") }
-func (f *fakeTable) Bool(key string) *bool     { return take[bool](f, key, "a boolean") }
-func (f *fakeTable) Int(key string) *int64     { return take[int64](f, key, "an integer") }
-
-func (f *fakeTable) Duration(key string) *time.Duration {
-	s := f.String(key)
-	if s == nil {
-		return nil
-	}
-	d, err := time.ParseDuration(*s)
-	if err != nil {
-		f.Problem(key, "%v", err)
-		return nil
-	}
-	return &d
-}
-
-func (f *fakeTable) Strings(key string) []*string {
-	list := take[[]string](f, key, "an array of strings")
-	if list == nil {
-		return nil
-	}
-	out := make([]*string, len(*list))
-	for i := range *list {
-		out[i] = &(*list)[i]
-	}
-	return out
-}
-
-func (f *fakeTable) Table(key string) interpreter.Table {
-	sub := take[map[string]any](f, key, "a table")
-	if sub == nil {
-		return newFakeTable(nil)
-	}
-	return newFakeTable(*sub)
-}
-
-func (f *fakeTable) Present() bool  { return f.m != nil }
-func (f *fakeTable) Keys() []string { return slices.Sorted(maps.Keys(f.m)) }
-func (f *fakeTable) path(key string) string {
-	if key == "" {
-		return f.Path()
-	}
-	return f.Path() + "." + key
-}
-
-func (f *fakeTable) Problem(key string, format string, args ...any) {
-	f.problems = append(f.problems, f.path(key)+": "+fmt.Sprintf(format, args...))
-}
-
-func (f *fakeTable) ProblemAt(key string, i int, format string, args ...any) {
-	f.problems = append(f.problems, fmt.Sprintf("%s[%d]: ", f.path(key), i)+fmt.Sprintf(format, args...))
-}
-
-// done reports the keys nobody took, as the router does after Decode.
-func (f *fakeTable) done() {
-	for _, k := range f.Keys() {
-		if !f.taken[k] {
-			f.Problem(k, "unknown key")
-		}
-	}
-}
 
 func TestDecode(t *testing.T) {
 	tests := []struct {
@@ -132,7 +35,7 @@ func TestDecode(t *testing.T) {
 			wantProblems: []string{`routers[0].interpreter.dir: must not be empty`}},
 		{name: "dir not a string", in: map[string]any{"dir": int64(3)},
 			want:         &Settings{Prefix: "/svc"},
-			wantProblems: []string{`routers[0].interpreter.dir: must be a string`}},
+			wantProblems: []string{`routers[0].interpreter.dir: expected a string, got integer 3`}},
 		{name: "dir with nul", in: map[string]any{"dir": "/srv\x00"},
 			want:         &Settings{Prefix: "/svc"},
 			wantProblems: []string{`dir: must not contain a NUL byte`}},
@@ -148,19 +51,21 @@ func TestDecode(t *testing.T) {
 			wantProblems: []string{`prefix: must not contain an empty segment ("//"), got "/a//b"`}},
 		{name: "prefix not a string", in: map[string]any{"dir": "/d", "prefix": true},
 			want:         &Settings{Dir: "/d", Prefix: "/svc"},
-			wantProblems: []string{`prefix: must be a string`}},
+			wantProblems: []string{`routers[0].interpreter.prefix: expected a string, got boolean true`}},
 		{name: "every problem at once", in: map[string]any{"prefix": "svc", "names": map[string]any{}},
 			wantProblems: []string{`dir: required`, `prefix: must start with "/"`, `names: unknown key`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tab := newFakeTable(tt.in)
+			tab := kindtest.NewTable(tt.in)
 			got := Kind.Decode(tab)
-			tab.done()
-			if len(tab.problems) != len(tt.wantProblems) {
-				t.Fatalf("problems %q, want %d containing %q", tab.problems, len(tt.wantProblems), tt.wantProblems)
+			for _, key := range tab.Unknown() {
+				tab.Problem(key, "unknown key") // as the router does after Decode
 			}
-			for i, p := range tab.problems {
+			if len(tab.Problems) != len(tt.wantProblems) {
+				t.Fatalf("problems %q, want %d containing %q", tab.Problems, len(tt.wantProblems), tt.wantProblems)
+			}
+			for i, p := range tab.Problems {
 				if !strings.Contains(p, tt.wantProblems[i]) {
 					t.Errorf("problem %d is %q, want it to contain %q", i, p, tt.wantProblems[i])
 				}

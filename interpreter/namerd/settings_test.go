@@ -1,99 +1,28 @@
 package namerd
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
-	"maps"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/interpreter"
+	"github.com/switchyard-proxy/switchyard/interpreter/kindtest"
 )
-
-// fakeTable is an interpreter.Table over a map, as the router's decoder
-// would hand it over: accessors report type errors, Problem records.
-type fakeTable struct {
-	m        map[string]any
-	taken    map[string]bool
-	problems []string // "key: message"
-}
-
-var _ interpreter.Table = (*fakeTable)(nil)
-
-func newFakeTable(m map[string]any) *fakeTable {
-	return &fakeTable{m: m, taken: make(map[string]bool)}
-}
-
-func (f *fakeTable) take(key string) (any, bool) {
-	f.taken[key] = true
-	v, ok := f.m[key]
-	return v, ok
-}
-
-func typed[T any](f *fakeTable, key, want string) *T {
-	v, ok := f.take(key)
-	if !ok {
-		return nil
-	}
-	x, ok := v.(T)
-	if !ok {
-		f.Problem(key, "expected %s, got %T", want, v)
-		return nil
-	}
-	return &x
-}
-
-func (f *fakeTable) Path() string                 { return "routers[0].interpreter" }
-func (f *fakeTable) String(key string) *string    { return typed[string](f, key, "a string") }
-func (f *fakeTable) Bool(key string) *bool        { return typed[bool](f, key, "a boolean") }
-func (f *fakeTable) Int(key string) *int64        { return typed[int64](f, key, "an integer") }
-func (f *fakeTable) Present() bool                { return true }
-func (f *fakeTable) Keys() []string               { return slices.Sorted(maps.Keys(f.m)) }
-func (f *fakeTable) Strings(key string) []*string { f.take(key); return nil }
-
-func (f *fakeTable) Table(key string) interpreter.Table {
-	f.take(key)
-	return newFakeTable(nil)
-}
-
-func (f *fakeTable) Duration(key string) *time.Duration {
-	s := typed[string](f, key, "a duration string")
-	if s == nil {
-		return nil
-	}
-	d, err := time.ParseDuration(*s)
-	if err != nil {
-		f.Problem(key, "%q is not a duration", *s)
-		return nil
-	}
-	return &d
-}
-
-func (f *fakeTable) Problem(key string, format string, args ...any) {
-	f.problems = append(f.problems, key+": "+fmt.Sprintf(format, args...))
-}
-
-func (f *fakeTable) ProblemAt(key string, i int, format string, args ...any) {
-	f.Problem(fmt.Sprintf("%s[%d]", key, i), format, args...)
-}
 
 // decodeMap decodes m, checking that decode took every key it was given.
 func decodeMap(t *testing.T, m map[string]any) (*Settings, []string) {
 	t.Helper()
-	f := newFakeTable(m)
-	st := decode(f)
-	for key := range m {
-		if !f.taken[key] {
-			t.Errorf("decode did not read key %q", key)
-		}
+	tab := kindtest.NewTable(m)
+	st := decode(tab)
+	if unknown := tab.Unknown(); len(unknown) > 0 {
+		t.Errorf("decode did not read keys %q", unknown)
 	}
 	if st == nil {
-		t.Fatalf("decode returned nil Settings; problems: %q", f.problems)
+		t.Fatalf("decode returned nil Settings; problems: %q", tab.Problems)
 	}
-	return st.(*Settings), f.problems
+	return st.(*Settings), tab.Problems
 }
 
 const testBase = "http://127.0.0.1:4180"
@@ -172,7 +101,7 @@ func TestDecodeProblems(t *testing.T) {
 		{"watch not a bool", map[string]any{"base_url": testBase, "watch": "yes"}, []string{"watch: expected a boolean"}},
 		{"period zero", map[string]any{"base_url": testBase, "period": "0s"}, []string{"period: must be greater than 0, got 0s"}},
 		{"period negative", map[string]any{"base_url": testBase, "period": "-5s"}, []string{"period: must be greater than 0"}},
-		{"period not a duration", map[string]any{"base_url": testBase, "period": "5"}, []string{`period: "5" is not a duration`}},
+		{"period not a duration", map[string]any{"base_url": testBase, "period": "5"}, []string{`period: bad duration "5"`}},
 		{"backoff_min zero", map[string]any{"base_url": testBase, "backoff_min": "0s"}, []string{"backoff_min: must be greater than 0"}},
 		{"backoff_max zero", map[string]any{"base_url": testBase, "backoff_max": "0s"}, []string{"backoff_max: must be greater than 0"}},
 		{"backoff_max below min", map[string]any{"base_url": testBase, "backoff_min": "2s", "backoff_max": "1s"}, []string{"backoff_max: must be at least backoff_min (2s), got 1s"}},
