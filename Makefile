@@ -43,7 +43,7 @@ run: build
 	$(BIN)/switchyard-echo -listen 127.0.0.1:7007 & \
 	if command -v iperf3 >/dev/null; then iperf3 -s -B 127.0.0.1 -p 5201 >/dev/null & \
 	else echo "iperf3 not installed (apt-get install -y iperf3): only the echo route has a backend"; fi; \
-	echo "try: echo hello | nc -N 127.0.0.1 7475    or: iperf3 -c 127.0.0.1 -p 7474"; \
+	echo "try: bash -c 'exec 3<>/dev/tcp/127.0.0.1/7475; echo hello >&3; head -1 <&3'    or: iperf3 -c 127.0.0.1 -p 7474"; \
 	$(BIN)/switchyard -config config.example.toml
 
 test: deps
