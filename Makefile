@@ -21,7 +21,7 @@ export BENCH_RUNS
 
 export GOTOOLCHAIN := local
 
-.PHONY: all build run test fuzz lint bench bench-compare profile deps iperf3 graphviz clean
+.PHONY: all build run test fuzz lint bench bench-compare profile deps iperf3 graphviz systemd-analyze clean
 
 all: build
 
@@ -46,7 +46,7 @@ run: build
 	echo "try: bash -c 'exec 3<>/dev/tcp/127.0.0.1/7475; echo hello >&3; head -1 <&3'    or: iperf3 -c 127.0.0.1 -p 7474"; \
 	$(BIN)/switchyard -config config.example.toml
 
-test: deps
+test: deps systemd-analyze
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
 
@@ -56,7 +56,9 @@ FUZZ_TARGETS := ./router:FuzzParse ./interpreter:FuzzParseEndpoint \
 	./interpreter/namerd:FuzzAnswerStream \
 	./interpreter/file:FuzzParseFile ./interpreter/file:FuzzName \
 	./interpreter/dns:FuzzParseName ./interpreter/dns:FuzzReadAnswer \
-	./interpreter/dns:FuzzParseServer ./interpreter/dns:FuzzReadServers
+	./interpreter/dns:FuzzParseServer ./interpreter/dns:FuzzReadServers \
+	./cmd/internal/systemd:FuzzParseFDNames ./cmd/internal/systemd:FuzzParseFDCount \
+	./cmd/internal/systemd:FuzzWatchdogInterval
 
 fuzz: deps
 	@set -e; for t in $(FUZZ_TARGETS); do \
@@ -68,6 +70,12 @@ lint: deps
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+# The unit files in dist/systemd are checked with systemd-analyze verify.
+systemd-analyze:
+	@command -v systemd-analyze >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && apt-get install -y -qq systemd; \
+	  else echo "the tests need systemd-analyze: sudo apt-get install -y systemd"; exit 1; fi; }
 
 iperf3:
 	@command -v iperf3 >/dev/null || { \
