@@ -226,3 +226,25 @@ func ReasonName(i int) string { return server.Reason(i).String() }
 // ConnectFailureName names a connect-failure cause by its index in
 // ServerStats.ConnectFailures.
 func ConnectFailureName(i int) string { return server.ConnectFailure(i).String() }
+
+// Ping reports whether every event loop runs a task posted to it within
+// timeout: a loop wedged in a handler, or with a queue that does not
+// drain, fails it. For systemd's watchdog. Safe from any goroutine.
+func (p *Proxy) Ping(timeout time.Duration) error {
+	answered := make(chan int, len(p.workers))
+	for i, w := range p.workers {
+		if err := w.loop.Post(func() { answered <- i }); err != nil {
+			return fmt.Errorf("%s: %w", w.loop, err)
+		}
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for range p.workers {
+		select {
+		case <-answered:
+		case <-deadline.C:
+			return fmt.Errorf("an event loop did not answer within %s", timeout)
+		}
+	}
+	return nil
+}

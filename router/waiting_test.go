@@ -142,3 +142,23 @@ func TestStopStopsInterpretersBeforeFreeingLoops(t *testing.T) {
 		t.Errorf("interpreter closed with %d of %d loop eventfds still open: the loops were freed while its watches could still post", open, cfg.Runtime.Workers)
 	}
 }
+
+// Ping answers while the loops run, and fails when one is wedged.
+func TestPing(t *testing.T) {
+	p := startProxy(t, testConfig("127.0.0.1:1"))
+	if err := p.Ping(5 * time.Second); err != nil {
+		t.Fatalf("Ping with every loop running: %v", err)
+	}
+	release := make(chan struct{})
+	if err := p.workers[0].loop.Post(func() { <-release }); err != nil {
+		t.Fatal(err)
+	}
+	err := p.Ping(100 * time.Millisecond)
+	close(release)
+	if err == nil {
+		t.Fatal("Ping succeeded with a loop wedged")
+	}
+	if err := p.Ping(5 * time.Second); err != nil {
+		t.Fatalf("Ping after the loop came back: %v", err)
+	}
+}

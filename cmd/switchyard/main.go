@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/switchyard-proxy/switchyard/cmd/internal/systemd"
 	"github.com/switchyard-proxy/switchyard/router"
 )
 
@@ -97,6 +98,15 @@ func serve(cfg *router.Config, path string, log *slog.Logger) int {
 			"accepting will pause when descriptors run out",
 			"limit", soft, "needed", need, "hint", "raise LimitNOFILE or lower max_connections / max_pipes")
 	}
+	notify, err := systemd.NewNotifier()
+	if err != nil {
+		log.Warn("cannot notify systemd", "err", err)
+	}
+	defer notify.Close()
+	watchdog, watching, err := systemd.WatchdogInterval()
+	if err != nil {
+		log.Warn("systemd's watchdog is set but unusable: no pings will be sent", "err", err)
+	}
 	// Subscribe before starting so a signal during start-up is not lost.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -114,20 +124,39 @@ func serve(cfg *router.Config, path string, log *slog.Logger) int {
 		}
 	}
 	log.Info("started", "version", version, "config", path, "workers", p.Workers(), "servers", listening)
+	if err := notify.Ready(fmt.Sprintf("serving %d servers on %d event loops", len(listening), p.Workers())); err != nil {
+		log.Warn("cannot notify systemd", "err", err)
+	}
 	watch := newResourceWatch(p)
 	tick := time.NewTicker(resourceWatchInterval)
 	defer tick.Stop()
+	var pings <-chan time.Time
+	if watching {
+		t := time.NewTicker(watchdog)
+		defer t.Stop()
+		pings = t.C
+	}
 wait:
 	for {
 		select {
 		case <-tick.C:
 			watch.report(log)
+		case <-pings:
+			// Only a process whose every loop answers is alive.
+			if err := p.Ping(watchdog / 2); err != nil {
+				log.Error("watchdog ping withheld", "err", err)
+				continue
+			}
+			if err := notify.Watchdog(); err != nil {
+				log.Warn("cannot notify systemd", "err", err)
+			}
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				log.Warn("SIGHUP ignored: configuration reload is not supported yet; restart to apply changes")
 				continue
 			}
 			log.Info("stopping", "signal", sig.String())
+			_ = notify.Stopping("stopping on " + sig.String())
 			break wait
 		}
 	}

@@ -460,3 +460,54 @@ func TestSecondInstanceOnTheSameAddressFails(t *testing.T) {
 		t.Errorf("the error does not name the address and say it is in use:\n%s", out)
 	}
 }
+
+// Under systemd (Type=notify, WatchdogSec): READY=1 once the listeners
+// are bound, WATCHDOG=1 every half watchdog interval while the loops
+// answer, STOPPING=1 on SIGTERM; read in order from a real datagram socket.
+func TestSystemdNotify(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notify")
+	sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	t.Setenv("NOTIFY_SOCKET", path)
+	t.Setenv("WATCHDOG_USEC", "200000")
+	c, _ := startChild(t, nil, forwardConfig(echoBackend(t), ""))
+	next := func() string {
+		t.Helper()
+		_ = sock.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := sock.Read(buf)
+		if err != nil {
+			t.Fatalf("no sd_notify message: %v", err)
+		}
+		return string(buf[:n])
+	}
+	if got, want := next(), "READY=1\nSTATUS=serving 1 servers on 1 event loops"; got != want {
+		t.Fatalf("first message %q, want %q", got, want)
+	}
+	for range 3 {
+		if got := next(); got != "WATCHDOG=1" {
+			t.Fatalf("message %q, want WATCHDOG=1", got)
+		}
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		got := next()
+		if got == "WATCHDOG=1" {
+			continue // sent before the signal arrived
+		}
+		if want := "STOPPING=1\nSTATUS=stopping on terminated"; got != want {
+			t.Fatalf("message %q, want %q", got, want)
+		}
+		break
+	}
+	for range c.lines {
+	}
+	if err := <-c.wait; err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}
