@@ -55,6 +55,10 @@ type ServerConfig struct {
 	Lifetime       time.Duration
 	IdleTimeout    time.Duration
 	MaxConnections int
+	// Inherited is a listening socket the process was handed for Listen
+	// (systemd's socket activation), set by the process, not the file;
+	// 0: none, bind Listen.
+	Inherited int `json:"-"`
 }
 
 // ClientConfig is how a router connects to the endpoints of a name.

@@ -58,6 +58,7 @@ func newRouter(p *Proxy, cfg *RouterConfig) (*Router, error) {
 			Lifetime:       sc.Lifetime,
 			IdleTimeout:    sc.IdleTimeout,
 			MaxConnections: sc.MaxConnections,
+			Inherited:      sc.Inherited,
 		}, r))
 	}
 	return r, nil

@@ -75,6 +75,39 @@ func listen(addr netip.AddrPort) (*listener, error) {
 	return ln, nil
 }
 
+// inherit makes a listener of fd, a listening TCP socket handed to us
+// (by systemd's socket activation): n is the number of the loops that will
+// share it, i this listener's index among them. The first uses fd itself
+// and the others duplicates of it, so that each is closed once, by its own
+// loop. Every loop's epoll watches the one socket: an arriving connection
+// wakes them all, and one of them accepts it.
+func inherit(fd, i int) (*listener, error) {
+	if i > 0 {
+		dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil, os.NewSyscallError("fcntl", err)
+		}
+		fd = dup
+	} else {
+		// O_NONBLOCK is shared by the duplicates: one open file.
+		if err := unix.SetNonblock(fd, true); err != nil {
+			return nil, os.NewSyscallError("fcntl", err)
+		}
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+			return nil, os.NewSyscallError("setsockopt", err)
+		}
+	}
+	bound, err := unix.Getsockname(fd)
+	if err != nil {
+		if i > 0 {
+			unix.Close(fd)
+		}
+		return nil, os.NewSyscallError("getsockname", err)
+	}
+	addr := addrPortOf(bound)
+	return &listener{fd: fd, addr: addr, wildcard: addr.Addr().Unmap().IsUnspecified()}, nil
+}
+
 func sockaddrOf(addr netip.AddrPort) (int, unix.Sockaddr) {
 	ip := addr.Addr().Unmap()
 	if ip.Is4() {

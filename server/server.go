@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/switchyard-proxy/switchyard/netpoll"
 )
 
@@ -18,6 +20,10 @@ type Config struct {
 	Lifetime       time.Duration // 0: none
 	IdleTimeout    time.Duration // 0: none
 	MaxConnections int
+	// Inherited is a listening socket to accept on instead of binding
+	// Listen (systemd's socket activation); 0: none, since inherited
+	// descriptors start at 3. The server owns it from Listen on.
+	Inherited int
 }
 
 // Dispatcher takes accepted connections.
@@ -87,17 +93,26 @@ func (s *Server) Label() string { return s.cfg.Listen.String() }
 // loop through the loop's queue. On error nothing stays open.
 func (s *Server) Listen(loops []*netpoll.Loop) error {
 	addr := s.cfg.Listen
-	if addr.Port() != 0 {
+	if addr.Port() != 0 && s.cfg.Inherited == 0 {
 		if err := checkFree(addr); err != nil {
 			return fmt.Errorf("server %s: %w", addr, err)
 		}
 	}
 	var lns []*listener
-	for _, l := range loops {
-		ln, err := listen(addr)
+	for i, l := range loops {
+		var ln *listener
+		var err error
+		if s.cfg.Inherited != 0 {
+			ln, err = inherit(s.cfg.Inherited, i)
+		} else {
+			ln, err = listen(addr)
+		}
 		if err != nil {
 			for _, ln := range lns {
 				ln.closeUnregistered()
+			}
+			if s.cfg.Inherited != 0 && len(lns) == 0 {
+				unix.Close(s.cfg.Inherited) // ours from Listen on
 			}
 			return fmt.Errorf("server %s: %w", s.cfg.Listen, err)
 		}

@@ -98,6 +98,10 @@ func serve(cfg *router.Config, path string, log *slog.Logger) int {
 			"accepting will pause when descriptors run out",
 			"limit", soft, "needed", need, "hint", "raise LimitNOFILE or lower max_connections / max_pipes")
 	}
+	if err := inheritSockets(cfg, log); err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
 	notify, err := systemd.NewNotifier()
 	if err != nil {
 		log.Warn("cannot notify systemd", "err", err)
@@ -244,4 +248,34 @@ func raiseOpenFiles() (soft, hard uint64, err error) {
 		}
 	}
 	return lim.Cur, lim.Max, nil
+}
+
+// inheritSockets hands each server the listening socket systemd passed for
+// its address, if any (socket activation: LISTEN_FDS), and closes those no
+// server listens on.
+func inheritSockets(cfg *router.Config, log *slog.Logger) error {
+	inherited, err := systemd.Listeners()
+	if err != nil {
+		return err
+	}
+	used := map[int]bool{}
+	for i := range cfg.Routers {
+		for j := range cfg.Routers[i].Servers {
+			s := &cfg.Routers[i].Servers[j]
+			l, ok := systemd.Match(inherited, s.Listen, "")
+			if !ok || used[l.FD] {
+				continue
+			}
+			used[l.FD] = true
+			s.Inherited = l.FD
+			log.Info("listening on a socket from systemd", "router", cfg.Routers[i].Label, "listen", s.Listen, "fd", l.FD, "name", l.Name)
+		}
+	}
+	for _, l := range inherited {
+		if !used[l.FD] {
+			log.Warn("closing a socket from systemd that no server listens on", "addr", l.Addr, "fd", l.FD, "name", l.Name)
+			unix.Close(l.FD)
+		}
+	}
+	return nil
 }

@@ -139,8 +139,16 @@ type child struct {
 
 func startChild(t *testing.T, prefix []string, config string) (*child, []string) {
 	t.Helper()
+	return startChildWith(t, prefix, config, nil)
+}
+
+// startChildWith is startChild with extra descriptors for the child (fd 3
+// on).
+func startChildWith(t *testing.T, prefix []string, config string, extra []*os.File) (*child, []string) {
+	t.Helper()
 	args := append(prefix, binary, "-log-format", "json", "-config", writeConfig(t, config))
 	cmd := exec.Command(args[0], args[1:]...)
+	cmd.ExtraFiles = extra
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -505,6 +513,71 @@ func TestSystemdNotify(t *testing.T) {
 		}
 		break
 	}
+	for range c.lines {
+	}
+	if err := <-c.wait; err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}
+
+// Socket activation: a server whose listen address is that of a socket
+// systemd passed (LISTEN_FDS) accepts on it instead of binding, so clients
+// that connected before Switchyard ran are served; a socket no server
+// wants is closed.
+func TestSocketActivation(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spare, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []*os.File
+	for _, l := range []net.Listener{ln, spare} {
+		f, err := l.(*net.TCPListener).File() // a duplicate, for the child
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+		l.Close() // the child's copy is the only one left
+	}
+	addr := ln.Addr().String()
+	// A client that connects before Switchyard runs waits in the backlog.
+	early, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Close()
+
+	t.Setenv("LISTEN_FDS", "2")
+	t.Setenv("LISTEN_FDNAMES", "public:spare")
+	// LISTEN_PID must be the child's own pid: a shell sets it to its pid,
+	// then becomes switchyard with exec, keeping the pid.
+	prefix := []string{"sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`}
+	config := strings.Replace(forwardConfig(echoBackend(t), ""), "127.0.0.1:0", addr, 1)
+	c, servers := startChildWith(t, prefix, config, files)
+	for _, f := range files {
+		f.Close() // the child has them now
+	}
+	if servers[0] != addr {
+		t.Fatalf("server on %s, want the inherited %s", servers[0], addr)
+	}
+	if err := roundTrip(early, 10*time.Second); err != nil {
+		t.Fatalf("the client that connected before start: %v", err)
+	}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := roundTrip(conn, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.DialTimeout("tcp", spare.Addr().String(), 5*time.Second); err == nil {
+		t.Error("the socket no server wanted still accepts connections")
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	for range c.lines {
 	}
 	if err := <-c.wait; err != nil {
