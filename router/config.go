@@ -16,7 +16,15 @@ import (
 // and the routers themselves.
 type Config struct {
 	Runtime RuntimeConfig
+	Admin   AdminConfig
 	Routers []RouterConfig
+}
+
+// AdminConfig is how the process is run and stopped.
+type AdminConfig struct {
+	// DrainTimeout is how long open streams may run on after a stop
+	// signal, with the listeners closed, before they are cut.
+	DrainTimeout time.Duration
 }
 
 // RuntimeConfig sizes the event loops and their splice pipes.

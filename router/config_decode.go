@@ -13,6 +13,7 @@ import (
 type (
 	rawConfig struct {
 		workers, pipeSize, maxPipes *int64
+		drainTimeout                *time.Duration
 		routers                     []*rawRouter
 	}
 	rawRouter struct {
@@ -49,6 +50,10 @@ func decode(tree map[string]any, p *problems) *rawConfig {
 	c.pipeSize = rt.int("pipe_size")
 	c.maxPipes = rt.int("max_pipes")
 	rt.done()
+
+	ad := root.table("admin")
+	c.drainTimeout = ad.duration("drain_timeout")
+	ad.done()
 
 	for _, t := range root.tables("routers") {
 		c.routers = append(c.routers, decodeRouter(t))

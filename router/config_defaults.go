@@ -19,12 +19,14 @@ const (
 	defaultMaxWaiters          = 1000
 	defaultBindIdle            = 10 * time.Minute
 	defaultMaxNames            = 10000
+	defaultDrainTimeout        = 30 * time.Second
 )
 
 func (c *rawConfig) setDefaults() {
 	orDefault(&c.workers, defaultWorkers)
 	orDefault(&c.pipeSize, defaultPipeSize)
 	orDefault(&c.maxPipes, defaultMaxPipes)
+	orDefault(&c.drainTimeout, defaultDrainTimeout)
 	for _, r := range c.routers {
 		for _, s := range r.servers {
 			orDefault(&s.connectTimeout, defaultServerConnect)

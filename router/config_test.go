@@ -91,6 +91,7 @@ func TestParseIssueExample(t *testing.T) {
 	}
 	want := &Config{
 		Runtime: RuntimeConfig{Workers: 0, PipeSize: 65536, MaxPipes: 256},
+		Admin:   AdminConfig{DrainTimeout: 30 * time.Second},
 		Routers: []RouterConfig{{
 			Label: "default",
 			Interpreter: InterpreterConfig{

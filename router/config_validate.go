@@ -30,6 +30,8 @@ func (c *rawConfig) validate(p *problems) *Config {
 		Workers:  checkRange(p, "runtime.workers", *c.workers, 0, maxWorkers),
 		PipeSize: checkRange(p, "runtime.pipe_size", *c.pipeSize, minPipeSize, maxPipeSize),
 		MaxPipes: checkRange(p, "runtime.max_pipes", *c.maxPipes, 1, maxMaxPipes),
+	}, Admin: AdminConfig{
+		DrainTimeout: checkNonNegative(p, "admin.drain_timeout", *c.drainTimeout),
 	}}
 	if len(c.routers) == 0 {
 		p.add("routers", "at least one [[routers]] table is required")

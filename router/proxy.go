@@ -227,6 +227,28 @@ func ReasonName(i int) string { return server.Reason(i).String() }
 // ServerStats.ConnectFailures.
 func ConnectFailureName(i int) string { return server.ConnectFailure(i).String() }
 
+// Shut stops every server accepting and closes the listening sockets:
+// new connections are refused while those open run on (a drain). Safe
+// from any goroutine.
+func (p *Proxy) Shut() {
+	for _, r := range p.routers {
+		for _, s := range r.servers {
+			s.Shut()
+		}
+	}
+}
+
+// Open returns the number of connections open on every server.
+func (p *Proxy) Open() int64 {
+	var n int64
+	for _, r := range p.routers {
+		for _, s := range r.servers {
+			n += s.Open()
+		}
+	}
+	return n
+}
+
 // Ping reports whether every event loop runs a task posted to it within
 // timeout: a loop wedged in a handler, or with a queue that does not
 // drain, fails it. For systemd's watchdog. Safe from any goroutine.

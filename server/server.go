@@ -169,6 +169,21 @@ func (s *Server) Stats() Stats {
 // nothing more. Safe from any goroutine.
 func (s *Server) Close() { s.closing.Store(true) }
 
+// Shut stops the server accepting and closes its listening sockets, on
+// every loop: connections that arrive from now on are refused, those
+// accepted run on. Safe from any goroutine.
+func (s *Server) Shut() {
+	s.closing.Store(true)
+	for _, ln := range s.listeners {
+		// A loop that has stopped has closed its listener already.
+		_ = ln.loop.Post(ln.OnShutdown)
+	}
+}
+
+// Open returns the number of connections accepted and not yet ended.
+// Safe from any goroutine.
+func (s *Server) Open() int64 { return s.active.Load() }
+
 // reserve takes a slot under max_connections before an accept.
 func (s *Server) reserve() bool {
 	if s.closing.Load() {

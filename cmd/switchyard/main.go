@@ -161,6 +161,7 @@ wait:
 			}
 			log.Info("stopping", "signal", sig.String())
 			_ = notify.Stopping("stopping on " + sig.String())
+			drain(p, cfg.Admin.DrainTimeout, sigs, log)
 			break wait
 		}
 	}
@@ -278,4 +279,40 @@ func inheritSockets(cfg *router.Config, log *slog.Logger) error {
 		}
 	}
 	return nil
+}
+
+// drainPoll is how often a drain looks whether the last connection ended.
+const drainPoll = 50 * time.Millisecond
+
+// drain closes the listeners, so that new connections are refused, and
+// waits for the open ones to end: at most timeout, and until a second stop
+// signal. Stop closes what is left.
+func drain(p *router.Proxy, timeout time.Duration, sigs <-chan os.Signal, log *slog.Logger) {
+	p.Shut()
+	open := p.Open()
+	if open == 0 || timeout <= 0 {
+		return
+	}
+	log.Info("draining: listeners closed, waiting for open connections to end", "open", open, "drain_timeout", timeout)
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(drainPoll)
+	defer poll.Stop()
+	for {
+		select {
+		case <-poll.C:
+			if p.Open() == 0 {
+				log.Info("drained: every connection ended")
+				return
+			}
+		case <-deadline.C:
+			log.Warn("drain_timeout passed: closing the connections left", "open", p.Open())
+			return
+		case sig := <-sigs:
+			if sig != syscall.SIGHUP {
+				log.Warn("second signal: closing the connections left", "signal", sig.String(), "open", p.Open())
+				return
+			}
+		}
+	}
 }

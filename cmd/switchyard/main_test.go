@@ -266,7 +266,7 @@ func roundTrip(c net.Conn, d time.Duration) error {
 }
 
 func TestRunForwardsAndStopsOnSIGTERM(t *testing.T) {
-	c, servers := startChild(t, nil, forwardConfig(echoBackend(t), ""))
+	c, servers := startChild(t, nil, forwardConfig(echoBackend(t), "[admin]\ndrain_timeout = \"0s\"\n"))
 	conn, err := net.Dial("tcp", servers[0])
 	if err != nil {
 		t.Fatal(err)
@@ -555,7 +555,7 @@ func TestSocketActivation(t *testing.T) {
 	// LISTEN_PID must be the child's own pid: a shell sets it to its pid,
 	// then becomes switchyard with exec, keeping the pid.
 	prefix := []string{"sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`}
-	config := strings.Replace(forwardConfig(echoBackend(t), ""), "127.0.0.1:0", addr, 1)
+	config := strings.Replace(forwardConfig(echoBackend(t), "[admin]\ndrain_timeout = \"0s\"\n"), "127.0.0.1:0", addr, 1)
 	c, servers := startChildWith(t, prefix, config, files)
 	for _, f := range files {
 		f.Close() // the child has them now
@@ -582,5 +582,85 @@ func TestSocketActivation(t *testing.T) {
 	}
 	if err := <-c.wait; err != nil {
 		t.Fatalf("exit: %v", err)
+	}
+}
+
+// A stop signal drains: listeners close at once (new connections are
+// refused), an open stream runs to its end, then the process exits 0.
+func TestDrainLetsStreamsFinish(t *testing.T) {
+	c, servers := startChild(t, nil, forwardConfig(echoBackend(t), "[admin]\ndrain_timeout = \"20s\"\n"))
+	conn, err := net.Dial("tcp", servers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := roundTrip(conn, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, "draining: listeners closed, waiting for open connections to end")
+	if _, err := net.DialTimeout("tcp", servers[0], 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("a new connection while draining: %v, want connection refused", err)
+	}
+	if err := roundTrip(conn, 10*time.Second); err != nil {
+		t.Fatalf("the open stream while draining: %v", err)
+	}
+	_ = conn.(*net.TCPConn).CloseWrite()
+	_, _ = io.ReadAll(conn)
+	c.waitFor(t, "drained: every connection ended")
+	summary := c.waitFor(t, "server stopped")
+	if ended, _ := summary["ended"].(map[string]any); ended["eof"] != float64(1) || ended["shutdown"] != nil {
+		t.Errorf("summary %v: want the stream ended eof, none cut", summary)
+	}
+	for range c.lines {
+	}
+	if err := <-c.wait; err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}
+
+// A stream longer than drain_timeout is cut with reason shutdown; a second
+// signal ends a drain at once.
+func TestDrainEnds(t *testing.T) {
+	for _, tc := range []struct {
+		name, drain string
+		second      bool
+		want        string
+	}{
+		{"drain_timeout", "300ms", false, "drain_timeout passed: closing the connections left"},
+		{"second signal", "60s", true, "second signal: closing the connections left"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, servers := startChild(t, nil, forwardConfig(echoBackend(t), "[admin]\ndrain_timeout = \""+tc.drain+"\"\n"))
+			conn, err := net.Dial("tcp", servers[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if err := roundTrip(conn, 10*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			c.waitFor(t, "draining: listeners closed, waiting for open connections to end")
+			if tc.second {
+				if err := c.cmd.Process.Signal(syscall.SIGINT); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.waitFor(t, tc.want)
+			summary := c.waitFor(t, "server stopped")
+			if ended, _ := summary["ended"].(map[string]any); ended["shutdown"] != float64(1) {
+				t.Errorf("summary %v: want the stream cut with reason shutdown", summary)
+			}
+			for range c.lines {
+			}
+			if err := <-c.wait; err != nil {
+				t.Fatalf("exit: %v", err)
+			}
+		})
 	}
 }
