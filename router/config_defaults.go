@@ -11,7 +11,7 @@ const (
 	defaultServerConnect       = 3 * time.Second
 	defaultLifetime            = 0
 	defaultIdleTimeout         = 5 * time.Minute
-	defaultMaxConnections      = 10000
+	defaultMaxConnections      = 0 // a share of the open-files limit
 	defaultClientConnect       = time.Second
 	defaultConnectAttempts     = 3
 	defaultConsecutiveFailures = 5

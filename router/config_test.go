@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,7 +145,7 @@ servers = [{ listen = "127.0.0.1:0", dst = "/a" }]
 		ConnectTimeout: 3 * time.Second,
 		Lifetime:       0,
 		IdleTimeout:    5 * time.Minute,
-		MaxConnections: 10000,
+		MaxConnections: 0,
 	}
 	if r.Servers[0] != wantServer {
 		t.Errorf("Servers[0] = %+v, want %+v", r.Servers[0], wantServer)
@@ -395,8 +396,8 @@ func TestParseErrors(t *testing.T) {
 		want: []string{`routers[1].client.connect_attempts: must be between 1 and 100, got 101`},
 	}, {
 		name: "max connections zero",
-		src:  configEdit(t, `idle_timeout = "1m"`, `max_connections = 0`),
-		want: []string{`routers[0].servers[1].max_connections: must be at least 1, got 0`},
+		src:  configEdit(t, `idle_timeout = "1m"`, `max_connections = -1`),
+		want: []string{`routers[0].servers[1].max_connections: must be at least 0, got -1`},
 	}, {
 		name: "negative consecutive failures",
 		src:  configEdit(t, `connect_attempts = 2`, `failure_accrual = { consecutive_failures = -1 }`),
@@ -612,7 +613,7 @@ func configInvariants(t testing.TB, c *Config) {
 				t.Errorf("routers[%d].servers[%d]: listen %v used twice", i, j, s.Listen)
 			}
 			listens[l] = true
-			if s.ConnectTimeout <= 0 || s.Lifetime < 0 || s.IdleTimeout < 0 || s.MaxConnections < 1 {
+			if s.ConnectTimeout <= 0 || s.Lifetime < 0 || s.IdleTimeout < 0 || s.MaxConnections < 0 {
 				t.Errorf("routers[%d].servers[%d]: out of range: %+v", i, j, s)
 			}
 		}
@@ -684,5 +685,28 @@ func TestExampleInterpreterBlocksParse(t *testing.T) {
 	}
 	if blocks != len(dsts) {
 		t.Errorf("%d commented interpreter blocks in the example, want %d", blocks, len(dsts))
+	}
+}
+
+func TestFitOpenFiles(t *testing.T) {
+	cfg := &Config{Runtime: RuntimeConfig{Workers: 2, MaxPipes: 256}, Routers: []RouterConfig{
+		{Servers: []ServerConfig{{MaxConnections: 0}, {MaxConnections: 1000}}},
+		{Servers: []ServerConfig{{MaxConnections: 0}}},
+	}}
+	// 20000 - 64 margin - 1024 for pipes - 6 listeners - 2000 for the
+	// server with a bound = 16906, two descriptors a connection, two servers.
+	cfg.FitOpenFiles(20000)
+	got := []int{cfg.Routers[0].Servers[0].MaxConnections, cfg.Routers[0].Servers[1].MaxConnections, cfg.Routers[1].Servers[0].MaxConnections}
+	if want := []int{4226, 1000, 4226}; !slices.Equal(got, want) {
+		t.Errorf("max_connections = %v, want %v", got, want)
+	}
+	if need := cfg.DescriptorsNeeded(); need > 20000 {
+		t.Errorf("the shares need %d descriptors, over the limit of 20000", need)
+	}
+	// A limit too small for anything still leaves one connection each.
+	small := &Config{Runtime: RuntimeConfig{Workers: 2, MaxPipes: 256}, Routers: []RouterConfig{{Servers: []ServerConfig{{}}}}}
+	small.FitOpenFiles(100)
+	if small.Routers[0].Servers[0].MaxConnections != 1 {
+		t.Errorf("with a tiny limit: %d, want 1", small.Routers[0].Servers[0].MaxConnections)
 	}
 }

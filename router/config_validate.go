@@ -118,7 +118,7 @@ func (s *rawServer) validate(p *problems, ic InterpreterConfig, listens map[uint
 		ConnectTimeout: checkPositive(p, s.path+".connect_timeout", *s.connectTimeout),
 		Lifetime:       checkNonNegative(p, s.path+".lifetime", *s.lifetime),
 		IdleTimeout:    checkNonNegative(p, s.path+".idle_timeout", *s.idleTimeout),
-		MaxConnections: checkAtLeast(p, s.path+".max_connections", *s.maxConnections, 1),
+		MaxConnections: checkAtLeast(p, s.path+".max_connections", *s.maxConnections, 0),
 	}
 	path := s.path + ".dst"
 	switch {

@@ -94,9 +94,9 @@ type Proxy struct {
 // Start builds the event loops and routers of cfg, binds every server and
 // starts forwarding. On error nothing is left open.
 func Start(cfg *Config, log *slog.Logger) (*Proxy, error) {
-	n := cfg.Runtime.Workers
-	if n <= 0 {
-		n = runtime.NumCPU()
+	n := cfg.workers()
+	if limit, err := openFilesLimit(); err == nil {
+		cfg.FitOpenFiles(limit) // max_connections = 0: a share of the limit
 	}
 	// Each loop holds its P even while it waits for events (see
 	// netpoll.Loop.wait): keep one P for everything else.

@@ -93,7 +93,8 @@ func serve(cfg *router.Config, path string, log *slog.Logger) int {
 	if err != nil {
 		log.Warn("cannot raise the open-files limit", "soft", soft, "hard", hard, "err", err)
 	}
-	if need := descriptorsNeeded(cfg); soft > 0 && need > soft {
+	cfg.FitOpenFiles(soft)
+	if need := cfg.DescriptorsNeeded(); soft > 0 && need > soft {
 		log.Warn("the open-files limit is below what the configuration can use: "+
 			"accepting will pause when descriptors run out",
 			"limit", soft, "needed", need, "hint", "raise LimitNOFILE or lower max_connections / max_pipes")
@@ -216,23 +217,6 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, errors.New(`-log-format: want "text" or "json", got "` + format + `"`)
-}
-
-// descriptorsNeeded is what cfg can use at its bounds: two sockets per
-// connection, two fds per pipe, and a margin for listeners, epoll and
-// eventfds, logs and the runtime.
-func descriptorsNeeded(cfg *router.Config) uint64 {
-	workers := cfg.Runtime.Workers
-	if workers <= 0 {
-		workers = runtime.NumCPU()
-	}
-	need := uint64(64 + 2*workers*cfg.Runtime.MaxPipes)
-	for _, r := range cfg.Routers {
-		for _, s := range r.Servers {
-			need += uint64(2*s.MaxConnections + workers)
-		}
-	}
-	return need
 }
 
 // raiseOpenFiles raises the soft open-files limit to the hard limit: every

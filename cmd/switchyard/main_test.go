@@ -319,7 +319,9 @@ func cpuTicks(t *testing.T, pid int) int64 {
 // Out of descriptors, the router stops accepting for a moment, counts it,
 // does not spin, and serves the waiting clients once descriptors free up.
 func TestEMFILEPausesAcceptingWithoutSpinning(t *testing.T) {
-	cfg := forwardConfig(echoBackend(t), "") + "  connect_timeout = \"60s\"\n"
+	// An explicit max_connections far over what 40 descriptors allow: the
+	// default would share the limit out, and never reach EMFILE.
+	cfg := forwardConfig(echoBackend(t), "") + "  connect_timeout = \"60s\"\n  max_connections = 10000\n"
 	c, servers := startChild(t, []string{"prlimit", "--nofile=40:40"}, cfg)
 	const n = 30 // needs ~60 fds in the router: far over the limit
 	type result struct {
@@ -662,5 +664,47 @@ func TestDrainEnds(t *testing.T) {
 				t.Fatalf("exit: %v", err)
 			}
 		})
+	}
+}
+
+// With max_connections left at 0, servers share the open-files limit:
+// under a tiny limit the server pauses at its share instead of running out
+// of descriptors, and every client is served in turn, without one accept
+// error. (Start logs no warning: nothing set explicitly goes unmet.)
+func TestDefaultMaxConnectionsFitsTheOpenFilesLimit(t *testing.T) {
+	c, servers := startChild(t, []string{"prlimit", "--nofile=40:40"}, forwardConfig(echoBackend(t), ""))
+	const n = 30
+	errs := make(chan error, n)
+	for range n {
+		conn, err := net.Dial("tcp", servers[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			defer conn.Close()
+			err := roundTrip(conn, 30*time.Second)
+			if err == nil {
+				_ = conn.(*net.TCPConn).CloseWrite()
+				_, err = io.ReadAll(conn)
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	summary := c.waitFor(t, "server stopped")
+	if summary["accept_errors"] != float64(0) || summary["resource_waits"] != float64(0) || summary["accepted"] != float64(n) {
+		t.Errorf("summary %v: want %d accepted and no descriptor shortage", summary, n)
+	}
+	for range c.lines {
+	}
+	if err := <-c.wait; err != nil {
+		t.Fatalf("exit: %v", err)
 	}
 }
