@@ -76,21 +76,36 @@ func (c *child) waitErr() error {
 	return fmt.Errorf("%s: %w", c.name, c.err)
 }
 
-// stop sends SIGTERM to the child's process group, then SIGKILL if it has
-// not exited within stopGrace. Exiting on SIGTERM is not an error.
+// drainNudge is when stop sends its second SIGTERM: a proxy that drains
+// open connections on the first (Switchyard does) stops at the second.
+const drainNudge = 500 * time.Millisecond
+
+// stop sends SIGTERM to the child's process group, again after drainNudge,
+// then SIGKILL if it has not exited within stopGrace. Exiting on SIGTERM is
+// not an error.
 func (c *child) stop() error {
 	if c.exited() {
 		return c.unexpectedExit()
 	}
 	pgid := -c.pid()
 	syscall.Kill(pgid, syscall.SIGTERM)
-	select {
-	case <-c.done:
-		if c.anyExitOnStop {
-			return nil
+	nudge := time.NewTimer(drainNudge)
+	defer nudge.Stop()
+	grace := time.NewTimer(stopGrace)
+	defer grace.Stop()
+wait:
+	for {
+		select {
+		case <-c.done:
+			if c.anyExitOnStop {
+				return nil
+			}
+			return c.unexpectedExit()
+		case <-nudge.C:
+			syscall.Kill(pgid, syscall.SIGTERM)
+		case <-grace.C:
+			break wait
 		}
-		return c.unexpectedExit()
-	case <-time.After(stopGrace):
 	}
 	syscall.Kill(pgid, syscall.SIGKILL)
 	<-c.done

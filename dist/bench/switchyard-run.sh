@@ -6,6 +6,9 @@ set -euo pipefail
 listen=$1 target=$2 dir=$3
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cat >"$dir/switchyard.toml" <<T
+[admin]
+drain_timeout = "0s"   # run.sh stops the proxy between runs: no drain
+
 [[routers]]
 label = "bench"
   [routers.interpreter]
