@@ -3,6 +3,7 @@ package router
 import (
 	"os"
 	"runtime"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,13 +21,22 @@ func (c *Config) workers() int {
 	return runtime.NumCPU()
 }
 
-// DescriptorsNeeded is what the configuration can use at its bounds: two
-// sockets per connection, two descriptors per pipe, a listener per server
-// and loop, and the margin. Servers whose max_connections is 0 count once
-// FitOpenFiles has given them their share.
-func (c *Config) DescriptorsNeeded() uint64 {
+// pipeShare is the part of limit kept for splice pipes. Pipes are made
+// only while bytes are in flight, and a connection without one copies
+// through its loop's buffer instead: they get what the pools can hold, but
+// never more than a quarter of the limit, so that a small limit still
+// leaves room for connections.
+func (c *Config) pipeShare(limit uint64) uint64 {
+	return min(uint64(2*c.workers()*c.Runtime.MaxPipes), limit/4)
+}
+
+// DescriptorsNeeded is what the configuration can use at its bounds under
+// limit: two sockets per connection, a listener per server and loop, the
+// pipes' share and the margin. Servers whose max_connections is 0 count
+// once FitOpenFiles has given them their share.
+func (c *Config) DescriptorsNeeded(limit uint64) uint64 {
 	w := c.workers()
-	need := uint64(descriptorMargin + 2*w*c.Runtime.MaxPipes)
+	need := descriptorMargin + c.pipeShare(limit)
 	for _, r := range c.Routers {
 		for _, s := range r.Servers {
 			need += uint64(2*s.MaxConnections + w)
@@ -37,11 +47,11 @@ func (c *Config) DescriptorsNeeded() uint64 {
 
 // FitOpenFiles gives every server whose MaxConnections is 0 (the default:
 // "as many as the open-files limit allows") an even share of what limit
-// leaves after the pipes, the listeners, the margin and the servers with a
-// bound of their own; at least 1 each. Servers with a bound keep it.
+// leaves after the pipes' share, the listeners, the margin and the servers
+// with a bound of their own; at least 1 each. Servers with a bound keep it.
 func (c *Config) FitOpenFiles(limit uint64) {
 	w := c.workers()
-	fixed := uint64(descriptorMargin + 2*w*c.Runtime.MaxPipes)
+	fixed := descriptorMargin + c.pipeShare(limit)
 	auto := 0
 	for _, r := range c.Routers {
 		for _, s := range r.Servers {
@@ -76,4 +86,19 @@ func openFilesLimit() (uint64, error) {
 		return 0, os.NewSyscallError("getrlimit", err)
 	}
 	return lim.Cur, nil
+}
+
+// fallbackOpenFiles is the limit assumed when it cannot be read: the usual
+// soft default.
+const fallbackOpenFiles = 1024
+
+// withServersCopied returns a copy of c whose routers and servers may be
+// changed without changing c's.
+func (c *Config) withServersCopied() *Config {
+	out := *c
+	out.Routers = slices.Clone(c.Routers)
+	for i := range out.Routers {
+		out.Routers[i].Servers = slices.Clone(c.Routers[i].Servers)
+	}
+	return &out
 }

@@ -693,19 +693,28 @@ func TestFitOpenFiles(t *testing.T) {
 		{Servers: []ServerConfig{{MaxConnections: 0}, {MaxConnections: 1000}}},
 		{Servers: []ServerConfig{{MaxConnections: 0}}},
 	}}
-	// 20000 - 64 margin - 1024 for pipes - 6 listeners - 2000 for the
-	// server with a bound = 16906, two descriptors a connection, two servers.
+	// 20000 - 64 margin - 1024 for pipes (under a quarter of the limit) -
+	// 6 listeners - 2000 for the server with a bound = 16906, two
+	// descriptors a connection, two servers.
 	cfg.FitOpenFiles(20000)
 	got := []int{cfg.Routers[0].Servers[0].MaxConnections, cfg.Routers[0].Servers[1].MaxConnections, cfg.Routers[1].Servers[0].MaxConnections}
 	if want := []int{4226, 1000, 4226}; !slices.Equal(got, want) {
 		t.Errorf("max_connections = %v, want %v", got, want)
 	}
-	if need := cfg.DescriptorsNeeded(); need > 20000 {
+	if need := cfg.DescriptorsNeeded(20000); need > 20000 {
 		t.Errorf("the shares need %d descriptors, over the limit of 20000", need)
+	}
+	// A limit of 1024 with four loops: pipes get a quarter, not all 2048
+	// descriptors the pools could hold, and the two servers share the rest:
+	// 1024 - 64 - 256 - 8 listeners = 696, 174 connections each.
+	usual := &Config{Runtime: RuntimeConfig{Workers: 4, MaxPipes: 256}, Routers: []RouterConfig{{Servers: []ServerConfig{{}, {}}}}}
+	usual.FitOpenFiles(1024)
+	if got := usual.Routers[0].Servers[0].MaxConnections; got != 174 {
+		t.Errorf("limit 1024, four loops, two servers: %d each, want 174", got)
 	}
 	// A limit too small for anything still leaves one connection each.
 	small := &Config{Runtime: RuntimeConfig{Workers: 2, MaxPipes: 256}, Routers: []RouterConfig{{Servers: []ServerConfig{{}}}}}
-	small.FitOpenFiles(100)
+	small.FitOpenFiles(60)
 	if small.Routers[0].Servers[0].MaxConnections != 1 {
 		t.Errorf("with a tiny limit: %d, want 1", small.Routers[0].Servers[0].MaxConnections)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/endpoint"
+	"github.com/switchyard-proxy/switchyard/netpoll"
 	"github.com/switchyard-proxy/switchyard/server"
 )
 
@@ -24,9 +25,21 @@ const failureLogInterval = time.Second
 
 // setAside is an endpoint that failure accrual has just set aside.
 type setAside struct {
+	key     asideKey
+	ep      *endpoint.Endpoint
+	penalty time.Duration
+}
+
+// asideKey names an endpoint of a destination of a router.
+type asideKey struct {
 	router, dst string
 	addr        netip.AddrPort
-	penalty     time.Duration
+}
+
+// asideState is an endpoint logged as set aside and not yet back.
+type asideState struct {
+	ep      *endpoint.Endpoint
+	repeats int // set aside again (its penalty renewed) since logged
 }
 
 // events carries set-aside endpoints from the loops to the log.
@@ -45,31 +58,45 @@ func newEvents(log *slog.Logger) *events {
 // setAside reports that e was set aside. Any goroutine; never blocks.
 func (ev *events) setAside(r *Router, dst string, e *endpoint.Endpoint) {
 	select {
-	case ev.queue <- setAside{router: r.label, dst: dst, addr: e.Addr, penalty: r.client.FailureAccrual.Penalty}:
+	case ev.queue <- setAside{key: asideKey{router: r.label, dst: dst, addr: e.Addr}, ep: e, penalty: r.client.FailureAccrual.Penalty}:
 	default:
 		ev.dropped.Add(1)
 	}
 }
 
-// run logs events until close; every failureLogInterval it also logs the
-// connect failures of each server since the last look.
+// run logs events until close. An endpoint is logged once when it is set
+// aside, however often its penalty is renewed meanwhile (as it is when no
+// other endpoint is left to try), and once when it is back; every
+// failureLogInterval run looks for endpoints back, and logs the connect
+// failures of each server since the last look.
 func (ev *events) run(servers func() []watchedServer) {
 	defer close(ev.done)
 	tick := time.NewTicker(failureLogInterval)
 	defer tick.Stop()
 	last := map[*server.Server][server.NumConnectFailures]uint64{}
+	aside := map[asideKey]*asideState{}
 	for {
 		select {
 		case <-ev.stop:
 			return
 		case e := <-ev.queue:
+			if st, ok := aside[e.key]; ok {
+				st.repeats++
+				st.ep = e.ep
+				continue
+			}
+			aside[e.key] = &asideState{ep: e.ep}
 			ev.log.Warn("endpoint set aside after consecutive connect failures",
-				"router", e.router, "dst", e.dst, "endpoint", e.addr, "penalty", e.penalty)
-			time.AfterFunc(e.penalty, func() {
-				ev.log.Info("endpoint back in rotation: its penalty is over",
-					"router", e.router, "dst", e.dst, "endpoint", e.addr)
-			})
+				"router", e.key.router, "dst", e.key.dst, "endpoint", e.key.addr, "penalty", e.penalty)
 		case <-tick.C:
+			now := netpoll.Monotonic()
+			for k, st := range aside {
+				if st.ep.Available(now) {
+					ev.log.Info("endpoint back in rotation: its penalty is over",
+						"router", k.router, "dst", k.dst, "endpoint", k.addr, "set_aside_again", st.repeats)
+					delete(aside, k)
+				}
+			}
 			if n := ev.dropped.Swap(0); n > 0 {
 				ev.log.Warn("endpoint events not logged: too many at once", "dropped", n)
 			}

@@ -48,7 +48,7 @@ func TestSetAsideAndConnectFailuresAreLogged(t *testing.T) {
 	for _, want := range []string{
 		`msg="endpoint set aside after consecutive connect failures" router=test dst=/svc/test endpoint=` + refused,
 		`msg="connect attempts failed" router=test listen=` + srv.Addr().String() + ` dst=/svc/test interval=1s refused=1`,
-		`msg="endpoint back in rotation: its penalty is over" router=test dst=/svc/test endpoint=` + refused,
+		`msg="endpoint back in rotation: its penalty is over" router=test dst=/svc/test endpoint=` + refused + ` set_aside_again=0`,
 	} {
 		waitFor(t, "log line "+want, 10*time.Second, func() bool { return strings.Contains(logs.String(), want) })
 	}

@@ -95,9 +95,14 @@ type Proxy struct {
 // starts forwarding. On error nothing is left open.
 func Start(cfg *Config, log *slog.Logger) (*Proxy, error) {
 	n := cfg.workers()
-	if limit, err := openFilesLimit(); err == nil {
-		cfg.FitOpenFiles(limit) // max_connections = 0: a share of the limit
+	// max_connections = 0 is a share of the open-files limit, given to a
+	// copy: the caller's configuration keeps saying 0.
+	cfg = cfg.withServersCopied()
+	limit, err := openFilesLimit()
+	if err != nil {
+		limit = fallbackOpenFiles
 	}
+	cfg.FitOpenFiles(limit)
 	// Each loop holds its P even while it waits for events (see
 	// netpoll.Loop.wait): keep one P for everything else.
 	procs := runtime.GOMAXPROCS(0)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync/atomic"
@@ -175,8 +176,20 @@ func (s *Server) Close() { s.closing.Store(true) }
 func (s *Server) Shut() {
 	s.closing.Store(true)
 	for _, ln := range s.listeners {
-		// A loop that has stopped has closed its listener already.
-		_ = ln.loop.Post(ln.OnShutdown)
+		ln.postShut()
+	}
+}
+
+// shutRetryDelay is how long Shut waits before asking a loop whose queue
+// was full again.
+const shutRetryDelay = 10 * time.Millisecond
+
+// postShut has the listener's loop close it. A full queue is asked again
+// until it takes the task; a loop that has stopped has closed its listener
+// already.
+func (ln *listener) postShut() {
+	if errors.Is(ln.loop.Post(ln.OnShutdown), netpoll.ErrQueueFull) {
+		time.AfterFunc(shutRetryDelay, ln.postShut)
 	}
 }
 

@@ -93,8 +93,10 @@ func serve(cfg *router.Config, path string, log *slog.Logger) int {
 	if err != nil {
 		log.Warn("cannot raise the open-files limit", "soft", soft, "hard", hard, "err", err)
 	}
-	cfg.FitOpenFiles(soft)
-	if need := cfg.DescriptorsNeeded(); soft > 0 && need > soft {
+	if soft > 0 {
+		cfg.FitOpenFiles(soft)
+	}
+	if need := cfg.DescriptorsNeeded(soft); soft > 0 && need > soft {
 		log.Warn("the open-files limit is below what the configuration can use: "+
 			"accepting will pause when descriptors run out",
 			"limit", soft, "needed", need, "hint", "raise LimitNOFILE or lower max_connections / max_pipes")
@@ -135,26 +137,17 @@ func serve(cfg *router.Config, path string, log *slog.Logger) int {
 	watch := newResourceWatch(p)
 	tick := time.NewTicker(resourceWatchInterval)
 	defer tick.Stop()
-	var pings <-chan time.Time
+	stopPings, pingsDone := make(chan struct{}), make(chan struct{})
 	if watching {
-		t := time.NewTicker(watchdog)
-		defer t.Stop()
-		pings = t.C
+		go pingWatchdog(p, notify, watchdog, log, stopPings, pingsDone)
+	} else {
+		close(pingsDone)
 	}
 wait:
 	for {
 		select {
 		case <-tick.C:
 			watch.report(log)
-		case <-pings:
-			// Only a process whose every loop answers is alive.
-			if err := p.Ping(watchdog / 2); err != nil {
-				log.Error("watchdog ping withheld", "err", err)
-				continue
-			}
-			if err := notify.Watchdog(); err != nil {
-				log.Warn("cannot notify systemd", "err", err)
-			}
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				log.Warn("SIGHUP ignored: configuration reload is not supported yet; restart to apply changes")
@@ -166,6 +159,8 @@ wait:
 			break wait
 		}
 	}
+	close(stopPings)
+	<-pingsDone
 	err = p.Stop()
 	for _, r := range p.Routers() {
 		for _, s := range r.Servers() {
@@ -296,6 +291,30 @@ func drain(p *router.Proxy, timeout time.Duration, sigs <-chan os.Signal, log *s
 			if sig != syscall.SIGHUP {
 				log.Warn("second signal: closing the connections left", "signal", sig.String(), "open", p.Open())
 				return
+			}
+		}
+	}
+}
+
+// pingWatchdog tells systemd WATCHDOG=1 every interval while every event
+// loop answers a ping: a wedged loop stops the pings, and systemd restarts
+// the process. It runs on its own goroutine, so that a slow ping never
+// holds up a signal.
+func pingWatchdog(p *router.Proxy, notify *systemd.Notifier, interval time.Duration, log *slog.Logger, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if err := p.Ping(interval / 2); err != nil {
+				log.Error("watchdog ping withheld", "err", err)
+				continue
+			}
+			if err := notify.Watchdog(); err != nil {
+				log.Warn("cannot notify systemd", "err", err)
 			}
 		}
 	}
