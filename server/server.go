@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -171,25 +172,49 @@ func (s *Server) Stats() Stats {
 func (s *Server) Close() { s.closing.Store(true) }
 
 // Shut stops the server accepting and closes its listening sockets, on
-// every loop: connections that arrive from now on are refused, those
-// accepted run on. Safe from any goroutine.
+// every loop, and returns once they are closed, or after shutWait if a
+// loop does not get to it: connections that arrive from now on are
+// refused, those accepted run on. Safe from any goroutine.
 func (s *Server) Shut() {
 	s.closing.Store(true)
+	var wg sync.WaitGroup
 	for _, ln := range s.listeners {
-		ln.postShut()
+		wg.Add(1)
+		ln.postShut(wg.Done)
+	}
+	closed := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(closed)
+	}()
+	t := time.NewTimer(shutWait)
+	defer t.Stop()
+	select {
+	case <-closed:
+	case <-t.C:
 	}
 }
 
 // shutRetryDelay is how long Shut waits before asking a loop whose queue
-// was full again.
-const shutRetryDelay = 10 * time.Millisecond
+// was full again; shutWait bounds how long it waits for the loops.
+const (
+	shutRetryDelay = 10 * time.Millisecond
+	shutWait       = 5 * time.Second
+)
 
-// postShut has the listener's loop close it. A full queue is asked again
-// until it takes the task; a loop that has stopped has closed its listener
-// already.
-func (ln *listener) postShut() {
-	if errors.Is(ln.loop.Post(ln.OnShutdown), netpoll.ErrQueueFull) {
-		time.AfterFunc(shutRetryDelay, ln.postShut)
+// postShut has the listener's loop close it, then calls done. A full
+// queue is asked again until it takes the task; a loop that has stopped
+// has closed its listener already.
+func (ln *listener) postShut(done func()) {
+	err := ln.loop.Post(func() {
+		ln.OnShutdown()
+		done()
+	})
+	switch {
+	case errors.Is(err, netpoll.ErrQueueFull):
+		time.AfterFunc(shutRetryDelay, func() { ln.postShut(done) })
+	case err != nil:
+		done()
 	}
 }
 

@@ -84,9 +84,18 @@ func TestShutWithAFullQueueStillClosesTheListener(t *testing.T) {
 	}
 	for l.Post(func() {}) == nil {
 	}
-	s.Shut()
+	shut := make(chan struct{})
+	go func() {
+		s.Shut() // returns once the loop has closed the listener
+		close(shut)
+	}()
 	close(release)
-	// The loop drains its queue, then takes the retried task.
+	select {
+	case <-shut:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shut did not return")
+	}
+	// The loop drained its queue, then took the retried task.
 	deadline := time.Now().Add(10 * time.Second)
 	for connectCompletes(t, s.Addr()) {
 		if time.Now().After(deadline) {
