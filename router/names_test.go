@@ -82,7 +82,7 @@ func TestTenThousandNamesComeAndGo(t *testing.T) {
 		// short on two CPUs. A watch stream is a connection a name, two
 		// descriptors in this process with the test's namerd: 2,000 fit
 		// the open-files limit.
-		{"namerd-watch", namerdWatchNames, 0, 3 << 20, 2000},
+		{"namerd-watch", namerdWatchNames, 0, 8 << 20, 2000},
 	} {
 		t.Run(tt.kind, func(t *testing.T) { manyNames(t, tt.setup, tt.slack, tt.keep, tt.names) })
 	}
