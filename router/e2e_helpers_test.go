@@ -38,26 +38,7 @@ func startNamedBackend(t testing.TB, name string) *backend {
 
 // serveNamedBackend is startNamedBackend on a listener of the caller's.
 func serveNamedBackend(t testing.TB, ln net.Listener, name string) *backend {
-	b := &backend{ln: ln, addr: ln.Addr().String()}
-	handle := answerName(name)
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b.wg.Add(1)
-			go func() {
-				defer b.wg.Done()
-				defer c.Close()
-				handle(c.(*net.TCPConn))
-			}()
-		}
-	}()
-	t.Cleanup(b.close)
-	return b
+	return serveBackend(t, ln, answerName(name))
 }
 
 func answerName(name string) func(*net.TCPConn) {

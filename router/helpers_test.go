@@ -113,6 +113,11 @@ func startBackend(t testing.TB, handle func(c *net.TCPConn)) *backend {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveBackend(t, ln, handle)
+}
+
+// serveBackend is startBackend on a listener of the caller's.
+func serveBackend(t testing.TB, ln net.Listener, handle func(c *net.TCPConn)) *backend {
 	b := &backend{ln: ln, addr: ln.Addr().String()}
 	b.wg.Add(1)
 	go func() {

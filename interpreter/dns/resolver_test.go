@@ -16,6 +16,7 @@ import (
 	mdns "github.com/miekg/dns"
 
 	"github.com/switchyard-proxy/switchyard/interpreter"
+	"github.com/switchyard-proxy/switchyard/interpreter/kindtest"
 )
 
 func testEnv(t *testing.T) interpreter.Env {
@@ -154,7 +155,7 @@ func resolve(t *testing.T, r *resolver, name string) *testSink {
 	sink := newSink(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	resolveUntil(ctx, r, name, sink)
+	kindtest.ResolveUntil(ctx, r, name, sink)
 	return sink
 }
 
@@ -636,7 +637,7 @@ func TestCancelStopsWatch(t *testing.T) {
 	r := start(t, st, testEnv(t), srv.addr)
 	sink := newSink(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	resolveUntil(ctx, r, "/dns/web.example/80", sink)
+	kindtest.ResolveUntil(ctx, r, "/dns/web.example/80", sink)
 	sink.expectBound("192.0.2.1:80")
 	srv.waitQueries("web.example.", mdns.TypeA, 3)
 	cancel()
@@ -670,7 +671,7 @@ func TestCloseAbortsQueriesAndWaits(t *testing.T) {
 	for i := range 3 {
 		sink := newSink(t)
 		sinks = append(sinks, sink)
-		resolveUntil(t.Context(), r, fmt.Sprintf("/dns/web.example/%d", 80+i), sink)
+		kindtest.ResolveUntil(t.Context(), r, fmt.Sprintf("/dns/web.example/%d", 80+i), sink)
 	}
 	srv.waitQueries("web.example.", mdns.TypeA, 3)
 	closed := make(chan struct{})
@@ -689,7 +690,7 @@ func TestCloseAbortsQueriesAndWaits(t *testing.T) {
 	}
 
 	sink := newSink(t)
-	resolveUntil(t.Context(), r, "/dns/web.example/80", sink)
+	kindtest.ResolveUntil(t.Context(), r, "/dns/web.example/80", sink)
 	sink.expectFailed("interpreter closed")
 }
 
@@ -699,7 +700,7 @@ func TestCloseWaitsForSink(t *testing.T) {
 	r := newResolver(testSettings(), []string{srv.addr}, testEnv(t))
 	sink := newSink(t)
 	sink.entered, sink.block = make(chan struct{}, 1), make(chan struct{})
-	resolveUntil(t.Context(), r, "/dns/web.example/80", sink)
+	kindtest.ResolveUntil(t.Context(), r, "/dns/web.example/80", sink)
 	select {
 	case <-sink.entered:
 	case <-time.After(waitFor):
@@ -759,20 +760,9 @@ func TestResolveBadName(t *testing.T) {
 	r := newResolver(testSettings(), []string{"127.0.0.1:1"}, testEnv(t))
 	defer r.Close()
 	sink := newSink(t)
-	resolveUntil(t.Context(), r, "/dns/web.example", sink)
+	kindtest.ResolveUntil(t.Context(), r, "/dns/web.example", sink)
 	if len(sink.ch) != 1 {
 		t.Fatal("no answer before Resolve returned")
 	}
 	sink.expectFailed(`dns: "/dns/web.example" has no port`)
-}
-
-// resolveUntil watches name into sink until ctx is done, as the binder's
-// eviction would stop it.
-func resolveUntil(ctx context.Context, r interpreter.Interpreter, name string, sink interpreter.Sink) {
-	stop := r.Resolve(name, sink)
-	if ctx.Err() != nil {
-		stop()
-		return
-	}
-	context.AfterFunc(ctx, stop)
 }

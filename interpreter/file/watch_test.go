@@ -19,6 +19,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/switchyard-proxy/switchyard/interpreter"
+	"github.com/switchyard-proxy/switchyard/interpreter/kindtest"
 )
 
 // wait bounds every wait for an answer.
@@ -129,7 +130,7 @@ func start(t *testing.T, dir string) *fixture {
 // watch resolves /svc/<file> into a new sink until the test ends.
 func (fx *fixture) watch(t *testing.T, file string) *sink {
 	s := newSink()
-	resolveUntil(t.Context(), fx.in, "/svc/"+file, s)
+	kindtest.ResolveUntil(t.Context(), fx.in, "/svc/"+file, s)
 	return s
 }
 
@@ -529,8 +530,8 @@ func TestSameNameWatchedTwice(t *testing.T) {
 	put(t, web, "10.0.0.1 80\n")
 	ctx1, cancel1 := context.WithCancel(t.Context())
 	s1, s2 := newSink(), newSink()
-	resolveUntil(ctx1, fx.in, "/svc/web", s1)
-	resolveUntil(t.Context(), fx.in, "/svc/web", s2)
+	kindtest.ResolveUntil(ctx1, fx.in, "/svc/web", s1)
+	kindtest.ResolveUntil(t.Context(), fx.in, "/svc/web", s2)
 	expect(t, s1, bound(ep("10.0.0.1:80", 1)))
 	expect(t, s2, bound(ep("10.0.0.1:80", 1)))
 
@@ -555,11 +556,11 @@ func TestCancelStopsDelivery(t *testing.T) {
 	done, cancelDone := context.WithCancel(t.Context())
 	cancelDone()
 	early := newSink()
-	resolveUntil(done, fx.in, "/svc/web", early)
+	kindtest.ResolveUntil(done, fx.in, "/svc/web", early)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	s := newSink()
-	resolveUntil(ctx, fx.in, "/svc/web", s)
+	kindtest.ResolveUntil(ctx, fx.in, "/svc/web", s)
 	witness := fx.watch(t, "web")
 	expect(t, s, bound(ep("10.0.0.1:80", 1)))
 	expect(t, witness, bound(ep("10.0.0.1:80", 1)))
@@ -581,7 +582,7 @@ func TestBadName(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSink()
-			resolveUntil(t.Context(), fx.in, tt.name, s)
+			kindtest.ResolveUntil(t.Context(), fx.in, tt.name, s)
 			select {
 			case got := <-s.ch:
 				if !same(got, interpreter.FailedWith(nil), tt.wantErr) {
@@ -610,7 +611,7 @@ func TestCloseWaits(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		t.Cleanup(cancel)
 		s := newSink()
-		resolveUntil(ctx, in, "/svc/web", s)
+		kindtest.ResolveUntil(ctx, in, "/svc/web", s)
 		sinks = append(sinks, s)
 		if i%3 == 0 {
 			cancel() // some end before Close, their AfterFuncs running
@@ -628,7 +629,7 @@ func TestCloseWaits(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 	put(t, filepath.Join(dir, "web"), "10.0.0.2 80\n")
-	resolveUntil(t.Context(), in, "/svc/web", sinks[1])
+	kindtest.ResolveUntil(t.Context(), in, "/svc/web", sinks[1])
 	deadline := time.Now().Add(wait)
 	for runtime.NumGoroutine() > before {
 		if time.Now().After(deadline) {
@@ -677,15 +678,4 @@ func symlink(t *testing.T, target, path string) {
 	if err := os.Symlink(target, path); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// resolveUntil watches name into s until ctx is done, as the binder's
-// eviction would stop it.
-func resolveUntil(ctx context.Context, in interpreter.Interpreter, name string, s interpreter.Sink) {
-	stop := in.Resolve(name, s)
-	if ctx.Err() != nil {
-		stop()
-		return
-	}
-	context.AfterFunc(ctx, stop)
 }

@@ -4,6 +4,7 @@
 package kindtest
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -230,4 +231,15 @@ func describe(v any) string {
 	default:
 		return fmt.Sprintf("%T", v)
 	}
+}
+
+// ResolveUntil watches name with in into sink until ctx is done, as a
+// binder evicting the name would stop it.
+func ResolveUntil(ctx context.Context, in interpreter.Interpreter, name string, sink interpreter.Sink) {
+	stop := in.Resolve(name, sink)
+	if ctx.Err() != nil {
+		stop()
+		return
+	}
+	context.AfterFunc(ctx, stop)
 }

@@ -398,14 +398,3 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func testLogger() *slog.Logger { return slog.New(new(logRecorder)) }
-
-// resolveUntil watches name into sink until ctx is done, as the binder's
-// eviction would stop it.
-func resolveUntil(ctx context.Context, in interpreter.Interpreter, name string, sink interpreter.Sink) {
-	stop := in.Resolve(name, sink)
-	if ctx.Err() != nil {
-		stop()
-		return
-	}
-	context.AfterFunc(ctx, stop)
-}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/interpreter"
+	"github.com/switchyard-proxy/switchyard/interpreter/kindtest"
 )
 
 // pollServer answers every request at once with the current value of its
@@ -64,7 +65,7 @@ func TestPollFollowsChanges(t *testing.T) {
 	in := newTestInterp(t, st)
 	sink := newRecSink(t)
 	s.set("/svc/web", boundOne)
-	resolveUntil(context.Background(), in, "/svc/web", sink)
+	kindtest.ResolveUntil(context.Background(), in, "/svc/web", sink)
 	sink.expectBound(t, one)
 	s.set("/svc/web", boundTwo)
 	sink.expectBound(t, one, two)
@@ -115,7 +116,7 @@ func TestPollErrorsRetryWithBackoff(t *testing.T) {
 			}
 			in := newTestInterp(t, st)
 			sink := newRecSink(t)
-			resolveUntil(context.Background(), in, "/svc/web", sink)
+			kindtest.ResolveUntil(context.Background(), in, "/svc/web", sink)
 			for range 3 {
 				sink.expectFailed(t, "namerd: /svc/web: ", tt.want)
 			}
@@ -134,7 +135,7 @@ func TestPollServerRestarts(t *testing.T) {
 	in := newTestInterp(t, st)
 	sink := newRecSink(t)
 	s.set("/svc/web", boundTwo)
-	resolveUntil(context.Background(), in, "/svc/web", sink)
+	kindtest.ResolveUntil(context.Background(), in, "/svc/web", sink)
 	sink.expectBound(t, one, two)
 	s.stop()
 	sink.expectFailed(t, "namerd: /svc/web:")
@@ -159,7 +160,7 @@ func TestPollReusesConnections(t *testing.T) {
 	in := newTestInterp(t, st)
 	const names, polls = 100, 3 // more names than connections
 	for i := range names {
-		resolveUntil(context.Background(), in, "/svc/s"+strconv.Itoa(i), newRecSink(t))
+		kindtest.ResolveUntil(context.Background(), in, "/svc/s"+strconv.Itoa(i), newRecSink(t))
 	}
 	waitFor(t, "every name polled several times", func() bool {
 		for i := range names {
@@ -188,8 +189,8 @@ func TestPollCancelAndClose(t *testing.T) {
 	s.set("/svc/b", boundTwo)
 	ctxA, cancelA := context.WithCancel(context.Background())
 	sinkA, sinkB := newRecSink(t), newRecSink(t)
-	resolveUntil(ctxA, in, "/svc/a", sinkA)
-	resolveUntil(context.Background(), in, "/svc/b", sinkB)
+	kindtest.ResolveUntil(ctxA, in, "/svc/a", sinkA)
+	kindtest.ResolveUntil(context.Background(), in, "/svc/b", sinkB)
 	sinkA.expectBound(t, one)
 	sinkB.expectBound(t, one, two)
 
@@ -226,7 +227,7 @@ func TestPollLargeAnswerReusesConnection(t *testing.T) {
 	b.WriteString(`],"meta":{}}`)
 	s.set("/svc/big", b.String())
 	sink := newRecSink(t)
-	resolveUntil(context.Background(), in, "/svc/big", sink)
+	kindtest.ResolveUntil(context.Background(), in, "/svc/big", sink)
 	if r := sink.next(t); r.State != interpreter.Bound || len(r.Endpoints) != addrs {
 		t.Fatalf("got %v with %d endpoints, want bound with %d", r.State, len(r.Endpoints), addrs)
 	}

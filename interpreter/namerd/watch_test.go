@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/interpreter"
+	"github.com/switchyard-proxy/switchyard/interpreter/kindtest"
 )
 
 var (
@@ -26,7 +27,7 @@ func startWatch(t *testing.T, name string) (testInterp, *fakeNamerd, *recSink, *
 	f := startFakeNamerd(t, nil)
 	in := newTestInterp(t, testSettings(f.url(), true))
 	sink := newRecSink(t)
-	resolveUntil(context.Background(), in, name, sink)
+	kindtest.ResolveUntil(context.Background(), in, name, sink)
 	fr := f.next(t)
 	checkRequest(t, fr.r, "default", name, true)
 	return in, f, sink, fr
@@ -246,7 +247,7 @@ func TestWatchServerNeverAnswers(t *testing.T) {
 	st.Timeout = 250 * time.Millisecond
 	in := newTestInterp(t, st)
 	sink := newRecSink(t)
-	resolveUntil(context.Background(), in, "/svc/web", sink)
+	kindtest.ResolveUntil(context.Background(), in, "/svc/web", sink)
 	first := waitAccept(t, accepted)
 	defer first.Close()
 	// The request's deadline or the transport's header timeout, whichever
@@ -266,7 +267,7 @@ func TestWatchStallInsideAnswer(t *testing.T) {
 	st.Timeout = 250 * time.Millisecond
 	in := newTestInterp(t, st)
 	sink := newRecSink(t)
-	resolveUntil(context.Background(), in, "/svc/web", sink)
+	kindtest.ResolveUntil(context.Background(), in, "/svc/web", sink)
 	fr := f.next(t)
 	fr.send(t, boundOne+"\n", boundTwo[:20])
 	sink.expectBound(t, one)
@@ -282,7 +283,7 @@ func TestWatchQuietStreamIsNotTimedOut(t *testing.T) {
 	st.Timeout = 250 * time.Millisecond
 	in := newTestInterp(t, st)
 	sink := newRecSink(t)
-	resolveUntil(context.Background(), in, "/svc/web", sink)
+	kindtest.ResolveUntil(context.Background(), in, "/svc/web", sink)
 	fr := f.next(t)
 	fr.send(t, boundOne+"\n")
 	sink.expectBound(t, one)
@@ -329,7 +330,7 @@ func TestWatchCancel(t *testing.T) {
 	in := newTestInterp(t, testSettings(f.url(), true))
 	sink := newRecSink(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	resolveUntil(ctx, in, "/svc/web", sink)
+	kindtest.ResolveUntil(ctx, in, "/svc/web", sink)
 	fr := f.next(t)
 	fr.send(t, boundOne+"\n")
 	sink.expectBound(t, one)
@@ -363,7 +364,7 @@ func TestWatchManyNamesCloseWaits(t *testing.T) {
 	for i := range names {
 		name := "/svc/s" + strconv.Itoa(i)
 		sinks[name] = newRecSink(t)
-		resolveUntil(context.Background(), in, name, sinks[name])
+		kindtest.ResolveUntil(context.Background(), in, name, sinks[name])
 	}
 	for range names {
 		fr := f.next(t)
@@ -385,11 +386,11 @@ func TestResolveInvalidNameOrClosed(t *testing.T) {
 	f := startFakeNamerd(t, nil)
 	in := newTestInterp(t, testSettings(f.url(), true))
 	sink := newRecSink(t)
-	resolveUntil(context.Background(), in, "/svc//web", sink)
+	kindtest.ResolveUntil(context.Background(), in, "/svc//web", sink)
 	sink.expectFailed(t, `namerd: "/svc//web" has an empty segment`)
 
 	in.Close()
-	resolveUntil(context.Background(), in, "/svc/web", sink)
+	kindtest.ResolveUntil(context.Background(), in, "/svc/web", sink)
 	sink.expectFailed(t, "namerd: interpreter closed")
 	if len(f.reqs) != 0 {
 		t.Fatal("a request was sent")
