@@ -63,6 +63,10 @@ type ServerConfig struct {
 	Lifetime       time.Duration
 	IdleTimeout    time.Duration
 	MaxConnections int
+	// SystemdSocket names a socket systemd passes (its
+	// FileDescriptorName=) to accept on when none has Listen's address;
+	// empty: match by address only.
+	SystemdSocket string
 	// Inherited is a listening socket the process was handed for Listen
 	// (systemd's socket activation), set by the process, not the file;
 	// 0: none, bind Listen.

@@ -33,7 +33,7 @@ type (
 	}
 	rawServer struct {
 		path                                  string
-		listen, dst                           *string
+		listen, dst, systemdSocket            *string
 		connectTimeout, lifetime, idleTimeout *time.Duration
 		maxConnections                        *int64
 	}
@@ -84,6 +84,7 @@ func decodeRouter(t *table) *rawRouter {
 			lifetime:       st.duration("lifetime"),
 			idleTimeout:    st.duration("idle_timeout"),
 			maxConnections: st.int("max_connections"),
+			systemdSocket:  st.string("systemd_socket"),
 		})
 		st.done()
 	}

@@ -395,7 +395,15 @@ func TestParseErrors(t *testing.T) {
 		src:  configEdit(t, `connect_attempts = 2`, `connect_attempts = 101`),
 		want: []string{`routers[1].client.connect_attempts: must be between 1 and 100, got 101`},
 	}, {
-		name: "max connections zero",
+		name: "systemd_socket with a colon",
+		src:  configEdit(t, `idle_timeout = "1m"`, `systemd_socket = "a:b"`),
+		want: []string{`routers[0].servers[1].systemd_socket: "a:b" may hold printable ASCII characters other than ":" and space only`},
+	}, {
+		name: "systemd_socket empty",
+		src:  configEdit(t, `idle_timeout = "1m"`, `systemd_socket = ""`),
+		want: []string{`routers[0].servers[1].systemd_socket: "" must be 1 to 255 characters long`},
+	}, {
+		name: "max_connections negative",
 		src:  configEdit(t, `idle_timeout = "1m"`, `max_connections = -1`),
 		want: []string{`routers[0].servers[1].max_connections: must be at least 0, got -1`},
 	}, {

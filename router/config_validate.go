@@ -119,6 +119,7 @@ func (s *rawServer) validate(p *problems, ic InterpreterConfig, listens map[uint
 		Lifetime:       checkNonNegative(p, s.path+".lifetime", *s.lifetime),
 		IdleTimeout:    checkNonNegative(p, s.path+".idle_timeout", *s.idleTimeout),
 		MaxConnections: checkAtLeast(p, s.path+".max_connections", *s.maxConnections, 0),
+		SystemdSocket:  s.checkSystemdSocket(p),
 	}
 	path := s.path + ".dst"
 	switch {
@@ -134,6 +135,26 @@ func (s *rawServer) validate(p *problems, ic InterpreterConfig, listens map[uint
 	}
 	sc.Dst = *s.dst
 	return sc
+}
+
+// checkSystemdSocket checks a socket name as systemd's
+// FileDescriptorName= takes it: 1-255 printable ASCII characters, no ":".
+func (s *rawServer) checkSystemdSocket(p *problems) string {
+	if s.systemdSocket == nil {
+		return ""
+	}
+	name := *s.systemdSocket
+	if name == "" || len(name) > 255 {
+		p.add(s.path+".systemd_socket", "%s must be 1 to 255 characters long", quote(name))
+		return ""
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x21 || c > 0x7e || c == ':' {
+			p.add(s.path+".systemd_socket", `%s may hold printable ASCII characters other than ":" and space only`, quote(name))
+			return ""
+		}
+	}
+	return name
 }
 
 // checkListen parses listen and checks that no other server listens there.

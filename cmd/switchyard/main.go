@@ -242,8 +242,12 @@ func inheritSockets(cfg *router.Config, log *slog.Logger) error {
 	for i := range cfg.Routers {
 		for j := range cfg.Routers[i].Servers {
 			s := &cfg.Routers[i].Servers[j]
-			l, ok := systemd.Match(inherited, s.Listen, "")
+			l, ok := systemd.Match(inherited, s.Listen, s.SystemdSocket)
 			if !ok || used[l.FD] {
+				if s.SystemdSocket != "" && len(inherited) > 0 {
+					log.Warn("no socket from systemd for this server: binding its listen address",
+						"router", cfg.Routers[i].Label, "listen", s.Listen, "systemd_socket", s.SystemdSocket)
+				}
 				continue
 			}
 			used[l.FD] = true

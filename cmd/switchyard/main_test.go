@@ -708,3 +708,43 @@ func TestDefaultMaxConnectionsFitsTheOpenFilesLimit(t *testing.T) {
 		t.Fatalf("exit: %v", err)
 	}
 }
+
+// A server takes the socket its systemd_socket names (LISTEN_FDNAMES) when
+// no socket has its listen address, as with ListenStream=80, which binds
+// [::]:80 for a server configured on 0.0.0.0:80.
+func TestSocketActivationByName(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	t.Setenv("LISTEN_FDS", "1")
+	t.Setenv("LISTEN_FDNAMES", "public")
+	prefix := []string{"sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`}
+	// The configured address is another one, never bound.
+	config := forwardConfig(echoBackend(t), "[admin]\ndrain_timeout = \"0s\"\n") + "  systemd_socket = \"public\"\n"
+	c, servers := startChildWith(t, prefix, config, []*os.File{f})
+	f.Close()
+	if servers[0] != addr {
+		t.Fatalf("server on %s, want the socket named public, %s", servers[0], addr)
+	}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := roundTrip(conn, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	for range c.lines {
+	}
+	if err := <-c.wait; err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}
