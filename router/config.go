@@ -17,7 +17,17 @@ import (
 type Config struct {
 	Runtime RuntimeConfig
 	Admin   AdminConfig
+	Log     LogConfig
 	Routers []RouterConfig
+}
+
+// LogConfig is what is logged beyond starts, stops and trouble.
+type LogConfig struct {
+	// Access logs a line per closed stream.
+	Access bool
+	// AccessPath is the file access lines are appended to; empty: the
+	// process's log output (stderr).
+	AccessPath string
 }
 
 // AdminConfig is how the process is run and stopped.

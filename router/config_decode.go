@@ -14,6 +14,8 @@ type (
 	rawConfig struct {
 		workers, pipeSize, maxPipes *int64
 		drainTimeout                *time.Duration
+		access                      *bool
+		accessPath                  *string
 		routers                     []*rawRouter
 	}
 	rawRouter struct {
@@ -54,6 +56,11 @@ func decode(tree map[string]any, p *problems) *rawConfig {
 	ad := root.table("admin")
 	c.drainTimeout = ad.duration("drain_timeout")
 	ad.done()
+
+	lg := root.table("log")
+	c.access = lg.bool("access")
+	c.accessPath = lg.string("path")
+	lg.done()
 
 	for _, t := range root.tables("routers") {
 		c.routers = append(c.routers, decodeRouter(t))

@@ -27,6 +27,8 @@ func (c *rawConfig) setDefaults() {
 	orDefault(&c.pipeSize, defaultPipeSize)
 	orDefault(&c.maxPipes, defaultMaxPipes)
 	orDefault(&c.drainTimeout, defaultDrainTimeout)
+	orDefault(&c.access, false)
+	orDefault(&c.accessPath, "")
 	for _, r := range c.routers {
 		for _, s := range r.servers {
 			orDefault(&s.connectTimeout, defaultServerConnect)

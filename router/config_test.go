@@ -403,6 +403,10 @@ func TestParseErrors(t *testing.T) {
 		src:  configEdit(t, `idle_timeout = "1m"`, `systemd_socket = ""`),
 		want: []string{`routers[0].servers[1].systemd_socket: "" must be 1 to 255 characters long`},
 	}, {
+		name: "access log path without access",
+		src:  "[log]\npath = \"/var/log/switchyard/access.log\"\n" + configBase,
+		want: []string{`log.path: is the access log's file: set access = true too`},
+	}, {
 		name: "max_connections negative",
 		src:  configEdit(t, `idle_timeout = "1m"`, `max_connections = -1`),
 		want: []string{`routers[0].servers[1].max_connections: must be at least 0, got -1`},

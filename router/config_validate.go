@@ -32,7 +32,13 @@ func (c *rawConfig) validate(p *problems) *Config {
 		MaxPipes: checkRange(p, "runtime.max_pipes", *c.maxPipes, 1, maxMaxPipes),
 	}, Admin: AdminConfig{
 		DrainTimeout: checkNonNegative(p, "admin.drain_timeout", *c.drainTimeout),
+	}, Log: LogConfig{
+		Access:     *c.access,
+		AccessPath: *c.accessPath,
 	}}
+	if *c.accessPath != "" && !*c.access {
+		p.add("log.path", "is the access log's file: set access = true too")
+	}
 	if len(c.routers) == 0 {
 		p.add("routers", "at least one [[routers]] table is required")
 	}

@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
@@ -84,6 +85,7 @@ type Proxy struct {
 	routers []*Router
 	runErr  chan error
 	events  *events
+	access  *accessLog // nil unless [log] access
 	// eventsRunning: Start got as far as running the event goroutine,
 	// which Stop then ends.
 	eventsRunning bool
@@ -94,6 +96,18 @@ type Proxy struct {
 // Start builds the event loops and routers of cfg, binds every server and
 // starts forwarding. On error nothing is left open.
 func Start(cfg *Config, log *slog.Logger) (*Proxy, error) {
+	return StartWith(cfg, log, Options{})
+}
+
+// Options are a proxy's settings that do not come from its configuration.
+type Options struct {
+	// AccessHandler makes the slog handler access lines are written with,
+	// on the access log's file or stderr; nil: slog's text handler.
+	AccessHandler func(io.Writer) slog.Handler
+}
+
+// StartWith is Start with options.
+func StartWith(cfg *Config, log *slog.Logger, opt Options) (*Proxy, error) {
 	n := cfg.workers()
 	// max_connections = 0 is a share of the open-files limit, given to a
 	// copy: the caller's configuration keeps saying 0.
@@ -110,6 +124,17 @@ func Start(cfg *Config, log *slog.Logger) (*Proxy, error) {
 		runtime.GOMAXPROCS(n + 1)
 	}
 	p := &Proxy{log: log, runErr: make(chan error, n), procs: procs, events: newEvents(log)}
+	if cfg.Log.Access {
+		if opt.AccessHandler == nil {
+			opt.AccessHandler = func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) }
+		}
+		a, err := newAccessLog(cfg.Log.AccessPath, opt.AccessHandler)
+		if err != nil {
+			runtime.GOMAXPROCS(procs)
+			return nil, err
+		}
+		p.access = a
+	}
 	for i := 0; i < n; i++ {
 		l, err := netpoll.NewLoop(i)
 		if err != nil {
@@ -200,6 +225,12 @@ func (p *Proxy) Stop() error {
 		}
 		if p.eventsRunning {
 			p.events.close()
+		}
+		// The loops have stopped: no stream records any more.
+		if p.access != nil {
+			if err := p.access.close(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		// Interpreters wake waiting connections by posting to the
 		// loops: stop them before the loops' descriptors go.

@@ -399,6 +399,9 @@ func (s *stream) finish(reason server.Reason) {
 		up, down := s.dup.Bytes()
 		s.env.Server.AddBytes(up, down)
 	}
+	if a := s.r.proxy.access; a != nil {
+		s.recordAccess(a, reason, l.Now())
+	}
 	s.phase = phaseClosed
 	if s.ep != nil {
 		s.ep.Release()
@@ -417,6 +420,25 @@ func (s *stream) finish(reason server.Reason) {
 	s.tried = nil
 	srv.Done(reason)
 	s.w.recycle(s)
+}
+
+// recordAccess hands the access log the line of a stream that ends now.
+func (s *stream) recordAccess(a *accessLog, reason server.Reason, now int64) {
+	r := accessRecord{
+		router:   s.r.label,
+		listen:   s.env.Server.Label(),
+		dst:      s.env.Dst,
+		source:   s.env.Source,
+		duration: time.Duration(now - s.env.Accepted),
+		reason:   reason,
+	}
+	if s.ep != nil {
+		r.endpoint = s.ep.Addr
+	}
+	if s.phase == phaseEstablished {
+		r.up, r.down = s.dup.Bytes()
+	}
+	a.record(r)
 }
 
 // resetOnClose makes the coming close of fd send a reset (SO_LINGER 0).

@@ -42,6 +42,7 @@ type Server struct {
 	cfg       Config
 	d         Dispatcher
 	addr      netip.AddrPort // bound address (port resolved when Listen had 0)
+	label     string         // addr, for logs and metrics; set by Listen
 	listeners []*listener
 
 	active  atomic.Int64 // accepted and not yet Done, plus in-flight reservations
@@ -88,8 +89,14 @@ func (s *Server) Config() Config { return s.cfg }
 // Addr is the bound address, valid after Listen.
 func (s *Server) Addr() netip.AddrPort { return s.addr }
 
-// Label names the server in logs and metrics: its listen address.
-func (s *Server) Label() string { return s.cfg.Listen.String() }
+// Label names the server in logs and metrics: its bound address once it
+// listens, its configured one before. Made once: it does not allocate.
+func (s *Server) Label() string {
+	if s.label == "" {
+		return s.cfg.Listen.String()
+	}
+	return s.label
+}
 
 // Listen binds one listening socket per loop and registers each with its
 // loop through the loop's queue. On error nothing stays open.
@@ -126,6 +133,7 @@ func (s *Server) Listen(loops []*netpoll.Loop) error {
 		lns = append(lns, ln)
 	}
 	s.addr = addr
+	s.label = addr.String()
 	s.listeners = lns
 	for i, ln := range lns {
 		if err := ln.loop.Post(ln.register); err != nil {

@@ -78,7 +78,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer stop()
 	}
-	code := serve(cfg, *configPath, log)
+	access := func(w io.Writer) slog.Handler {
+		if *logFormat == "json" {
+			return slog.NewJSONHandler(w, nil)
+		}
+		return slog.NewTextHandler(w, nil)
+	}
+	code := serve(cfg, *configPath, log, router.Options{AccessHandler: access})
 	if *memProfile != "" {
 		if err := writeHeapProfile(*memProfile); err != nil {
 			log.Error("cannot write the heap profile", "err", err)
@@ -88,7 +94,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-func serve(cfg *router.Config, path string, log *slog.Logger) int {
+func serve(cfg *router.Config, path string, log *slog.Logger, opt router.Options) int {
 	soft, hard, err := raiseOpenFiles()
 	if err != nil {
 		log.Warn("cannot raise the open-files limit", "soft", soft, "hard", hard, "err", err)
@@ -119,7 +125,7 @@ func serve(cfg *router.Config, path string, log *slog.Logger) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	p, err := router.Start(cfg, log)
+	p, err := router.StartWith(cfg, log, opt)
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return 1

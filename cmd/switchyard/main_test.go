@@ -748,3 +748,39 @@ func TestSocketActivationByName(t *testing.T) {
 		t.Fatalf("exit: %v", err)
 	}
 }
+
+// [log] access: the real binary appends a line per closed stream, in its
+// log format, to the file.
+func TestAccessLogFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.log")
+	c, servers := startChild(t, nil, forwardConfig(echoBackend(t), fmt.Sprintf("[log]\naccess = true\npath = %q\n", path)))
+	conn, err := net.Dial("tcp", servers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := roundTrip(conn, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.(*net.TCPConn).CloseWrite()
+	_, _ = io.ReadAll(conn)
+	conn.Close()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for range c.lines {
+	}
+	if err := <-c.wait; err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(data), &line); err != nil {
+		t.Fatalf("access log %q: %v", data, err)
+	}
+	if line["msg"] != "access" || line["reason"] != "eof" || line["bytes_up"] != float64(4) || line["server"] != servers[0] {
+		t.Errorf("access line %v", line)
+	}
+}
