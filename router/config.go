@@ -30,8 +30,12 @@ type LogConfig struct {
 	AccessPath string
 }
 
-// AdminConfig is how the process is run and stopped.
+// AdminConfig is the operator's endpoint, and how the process stops.
 type AdminConfig struct {
+	// Listen is the admin endpoint's address; empty: no endpoint.
+	Listen string
+	// Pprof serves net/http/pprof on the admin endpoint.
+	Pprof bool
 	// DrainTimeout is how long open streams may run on after a stop
 	// signal, with the listeners closed, before they are cut.
 	DrainTimeout time.Duration

@@ -14,6 +14,8 @@ type (
 	rawConfig struct {
 		workers, pipeSize, maxPipes *int64
 		drainTimeout                *time.Duration
+		adminListen                 *string
+		pprof                       *bool
 		access                      *bool
 		accessPath                  *string
 		routers                     []*rawRouter
@@ -55,6 +57,8 @@ func decode(tree map[string]any, p *problems) *rawConfig {
 
 	ad := root.table("admin")
 	c.drainTimeout = ad.duration("drain_timeout")
+	c.adminListen = ad.string("listen")
+	c.pprof = ad.bool("pprof")
 	ad.done()
 
 	lg := root.table("log")

@@ -20,6 +20,7 @@ const (
 	defaultBindIdle            = 10 * time.Minute
 	defaultMaxNames            = 10000
 	defaultDrainTimeout        = 30 * time.Second
+	defaultAdminListen         = "127.0.0.1:9989"
 )
 
 func (c *rawConfig) setDefaults() {
@@ -27,6 +28,8 @@ func (c *rawConfig) setDefaults() {
 	orDefault(&c.pipeSize, defaultPipeSize)
 	orDefault(&c.maxPipes, defaultMaxPipes)
 	orDefault(&c.drainTimeout, defaultDrainTimeout)
+	orDefault(&c.adminListen, defaultAdminListen)
+	orDefault(&c.pprof, false)
 	orDefault(&c.access, false)
 	orDefault(&c.accessPath, "")
 	for _, r := range c.routers {

@@ -92,7 +92,7 @@ func TestParseIssueExample(t *testing.T) {
 	}
 	want := &Config{
 		Runtime: RuntimeConfig{Workers: 0, PipeSize: 65536, MaxPipes: 256},
-		Admin:   AdminConfig{DrainTimeout: 30 * time.Second},
+		Admin:   AdminConfig{Listen: "127.0.0.1:9989", DrainTimeout: 30 * time.Second},
 		Routers: []RouterConfig{{
 			Label: "default",
 			Interpreter: InterpreterConfig{
@@ -406,6 +406,10 @@ func TestParseErrors(t *testing.T) {
 		name: "access log path without access",
 		src:  "[log]\npath = \"/var/log/switchyard/access.log\"\n" + configBase,
 		want: []string{`log.path: is the access log's file: set access = true too`},
+	}, {
+		name: "admin listen",
+		src:  "[admin]\nlisten = \"localhost:9989\"\n" + configBase,
+		want: []string{`admin.listen: "localhost:9989" is not an IP:port address (the host must be a literal IP address); "" turns the endpoint off`},
 	}, {
 		name: "max_connections negative",
 		src:  configEdit(t, `idle_timeout = "1m"`, `max_connections = -1`),

@@ -31,6 +31,8 @@ func (c *rawConfig) validate(p *problems) *Config {
 		PipeSize: checkRange(p, "runtime.pipe_size", *c.pipeSize, minPipeSize, maxPipeSize),
 		MaxPipes: checkRange(p, "runtime.max_pipes", *c.maxPipes, 1, maxMaxPipes),
 	}, Admin: AdminConfig{
+		Listen:       checkAdminListen(p, *c.adminListen),
+		Pprof:        *c.pprof,
 		DrainTimeout: checkNonNegative(p, "admin.drain_timeout", *c.drainTimeout),
 	}, Log: LogConfig{
 		Access:     *c.access,
@@ -141,6 +143,18 @@ func (s *rawServer) validate(p *problems, ic InterpreterConfig, listens map[uint
 	}
 	sc.Dst = *s.dst
 	return sc
+}
+
+// checkAdminListen checks the admin endpoint's address: "" (off) or IP:port.
+func checkAdminListen(p *problems, s string) string {
+	if s == "" {
+		return ""
+	}
+	if _, err := netip.ParseAddrPort(s); err != nil {
+		p.add("admin.listen", `%s is not an IP:port address (%s); "" turns the endpoint off`, quote(s), addrPortProblem(s, err))
+		return ""
+	}
+	return s
 }
 
 // checkSystemdSocket checks a socket name as systemd's

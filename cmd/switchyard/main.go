@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/switchyard-proxy/switchyard/admin"
 	"github.com/switchyard-proxy/switchyard/cmd/internal/systemd"
 	"github.com/switchyard-proxy/switchyard/router"
 )
@@ -136,8 +137,21 @@ func serve(cfg *router.Config, path string, log *slog.Logger, opt router.Options
 			listening = append(listening, fmt.Sprintf("%s:%s->%s", r.Label(), s.Addr(), s.Config().Dst))
 		}
 	}
+	servers := len(listening)
+	src := &adminSource{proxy: p, cfg: cfg, shutdown: make(chan struct{}, 1)}
+	if cfg.Admin.Listen != "" {
+		adm, err := admin.Start(cfg.Admin.Listen, src, admin.Options{Pprof: cfg.Admin.Pprof}, log)
+		if err != nil {
+			log.Error("start failed", "err", err)
+			_ = p.Stop()
+			return 1
+		}
+		defer adm.Close()
+		listening = append(listening, "admin:"+adm.Addr().String())
+	}
+	src.ready.Store(true)
 	log.Info("started", "version", version, "config", path, "workers", p.Workers(), "servers", listening)
-	if err := notify.Ready(fmt.Sprintf("serving %d servers on %d event loops", len(listening), p.Workers())); err != nil {
+	if err := notify.Ready(fmt.Sprintf("serving %d servers on %d event loops", servers, p.Workers())); err != nil {
 		log.Warn("cannot notify systemd", "err", err)
 	}
 	watch := newResourceWatch(p)
@@ -160,7 +174,14 @@ wait:
 				continue
 			}
 			log.Info("stopping", "signal", sig.String())
+			src.ready.Store(false)
 			_ = notify.Stopping("stopping on " + sig.String())
+			drain(p, cfg.Admin.DrainTimeout, sigs, log)
+			break wait
+		case <-src.shutdown:
+			log.Info("stopping", "request", "POST /shutdown")
+			src.ready.Store(false)
+			_ = notify.Stopping("stopping on POST /shutdown")
 			drain(p, cfg.Admin.DrainTimeout, sigs, log)
 			break wait
 		}

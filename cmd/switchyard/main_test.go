@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,6 +133,7 @@ func TestBadFlags(t *testing.T) {
 // child is a running switchyard with its JSON log lines delivered on a
 // channel.
 type child struct {
+	admin string // the admin endpoint's address, if any
 	cmd   *exec.Cmd
 	lines chan map[string]any
 	wait  chan error
@@ -177,8 +179,12 @@ func startChildWith(t *testing.T, prefix []string, config string, extra []*os.Fi
 	started := c.waitFor(t, "started")
 	var servers []string
 	for _, s := range started["servers"].([]any) {
-		// "label:addr->dst"
+		// "label:addr->dst", and "admin:addr"
 		s := s.(string)
+		if a, ok := strings.CutPrefix(s, "admin:"); ok {
+			c.admin = a
+			continue
+		}
 		s = s[strings.Index(s, ":")+1 : strings.Index(s, "->")]
 		servers = append(servers, s)
 	}
@@ -233,10 +239,16 @@ func echoBackend(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// forwardConfig is a one-server configuration forwarding to backend. The
+// admin endpoint listens on an ephemeral port of 127.0.0.2 (so that
+// replacing "127.0.0.1:0" moves the server only); extra goes after its
+// keys: more [admin] keys, then other tables.
 func forwardConfig(backend string, extra string) string {
 	return fmt.Sprintf(`
 [runtime]
 workers = 1
+[admin]
+listen = "127.0.0.2:0"
 %s
 [[routers]]
 label = "r"
@@ -266,7 +278,7 @@ func roundTrip(c net.Conn, d time.Duration) error {
 }
 
 func TestRunForwardsAndStopsOnSIGTERM(t *testing.T) {
-	c, servers := startChild(t, nil, forwardConfig(echoBackend(t), "[admin]\ndrain_timeout = \"0s\"\n"))
+	c, servers := startChild(t, nil, forwardConfig(echoBackend(t), "drain_timeout = \"0s\"\n"))
 	conn, err := net.Dial("tcp", servers[0])
 	if err != nil {
 		t.Fatal(err)
@@ -557,7 +569,7 @@ func TestSocketActivation(t *testing.T) {
 	// LISTEN_PID must be the child's own pid: a shell sets it to its pid,
 	// then becomes switchyard with exec, keeping the pid.
 	prefix := []string{"sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`}
-	config := strings.Replace(forwardConfig(echoBackend(t), "[admin]\ndrain_timeout = \"0s\"\n"), "127.0.0.1:0", addr, 1)
+	config := strings.Replace(forwardConfig(echoBackend(t), "drain_timeout = \"0s\"\n"), "127.0.0.1:0", addr, 1)
 	c, servers := startChildWith(t, prefix, config, files)
 	for _, f := range files {
 		f.Close() // the child has them now
@@ -590,7 +602,7 @@ func TestSocketActivation(t *testing.T) {
 // A stop signal drains: listeners close at once (new connections are
 // refused), an open stream runs to its end, then the process exits 0.
 func TestDrainLetsStreamsFinish(t *testing.T) {
-	c, servers := startChild(t, nil, forwardConfig(echoBackend(t), "[admin]\ndrain_timeout = \"20s\"\n"))
+	c, servers := startChild(t, nil, forwardConfig(echoBackend(t), "drain_timeout = \"20s\"\n"))
 	conn, err := net.Dial("tcp", servers[0])
 	if err != nil {
 		t.Fatal(err)
@@ -635,7 +647,7 @@ func TestDrainEnds(t *testing.T) {
 		{"second signal", "60s", true, "second signal: closing the connections left"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, servers := startChild(t, nil, forwardConfig(echoBackend(t), "[admin]\ndrain_timeout = \""+tc.drain+"\"\n"))
+			c, servers := startChild(t, nil, forwardConfig(echoBackend(t), "drain_timeout = \""+tc.drain+"\"\n"))
 			conn, err := net.Dial("tcp", servers[0])
 			if err != nil {
 				t.Fatal(err)
@@ -727,7 +739,7 @@ func TestSocketActivationByName(t *testing.T) {
 	t.Setenv("LISTEN_FDNAMES", "public")
 	prefix := []string{"sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`}
 	// The configured address is another one, never bound.
-	config := forwardConfig(echoBackend(t), "[admin]\ndrain_timeout = \"0s\"\n") + "  systemd_socket = \"public\"\n"
+	config := forwardConfig(echoBackend(t), "drain_timeout = \"0s\"\n") + "  systemd_socket = \"public\"\n"
 	c, servers := startChildWith(t, prefix, config, []*os.File{f})
 	f.Close()
 	if servers[0] != addr {
@@ -782,5 +794,64 @@ func TestAccessLogFile(t *testing.T) {
 	}
 	if line["msg"] != "access" || line["reason"] != "eof" || line["bytes_up"] != float64(4) || line["server"] != servers[0] {
 		t.Errorf("access line %v", line)
+	}
+}
+
+// The admin endpoint of the real binary: live, ready, the effective
+// configuration and the routers' names; POST /shutdown drains as SIGTERM
+// does, /ready saying 503 meanwhile.
+func TestAdminEndpoint(t *testing.T) {
+	c, servers := startChild(t, nil, forwardConfig(echoBackend(t), `drain_timeout = "20s"`+"\n"))
+	base := "http://" + c.admin
+	get := func(method, path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, _ := get("GET", "/live"); code != 200 {
+		t.Errorf("/live = %d", code)
+	}
+	if code, _ := get("GET", "/ready"); code != 200 {
+		t.Errorf("/ready = %d", code)
+	}
+	conn, err := net.Dial("tcp", servers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := roundTrip(conn, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	_, cfg := get("GET", "/config")
+	if !strings.Contains(cfg, `"drain_timeout": "20s"`) || !strings.Contains(cfg, `"idle_timeout": "5m0s"`) {
+		t.Errorf("/config does not show the file's keys with defaults:\n%s", cfg)
+	}
+	_, routers := get("GET", "/routers")
+	if !strings.Contains(routers, `"name": "/svc/echo"`) || !strings.Contains(routers, `"state": "bound"`) || !strings.Contains(routers, `"connections": 1`) {
+		t.Errorf("/routers:\n%s", routers)
+	}
+	if code, _ := get("GET", "/shutdown"); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /shutdown = %d, want 405", code)
+	}
+	if code, _ := get("POST", "/shutdown"); code != http.StatusAccepted {
+		t.Errorf("POST /shutdown = %d, want 202", code)
+	}
+	c.waitFor(t, "draining: listeners closed, waiting for open connections to end")
+	if code, _ := get("GET", "/ready"); code != http.StatusServiceUnavailable {
+		t.Errorf("/ready while draining = %d, want 503", code)
+	}
+	_ = conn.(*net.TCPConn).CloseWrite()
+	_, _ = io.ReadAll(conn)
+	c.waitFor(t, "drained: every connection ended")
+	for range c.lines {
+	}
+	if err := <-c.wait; err != nil {
+		t.Fatalf("exit: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ listen=$1 target=$2 dir=$3
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cat >"$dir/switchyard.toml" <<T
 [admin]
+listen = ""            # no admin endpoint: nothing but the proxy measured
 drain_timeout = "0s"   # run.sh stops the proxy between runs: no drain
 
 [[routers]]
