@@ -100,7 +100,7 @@ func (s *stream) start(w *worker, r *Router, fd int, env *server.Envelope) {
 		// Cannot register: the socket is useless to us.
 		unix.Close(fd)
 		s.phase = phaseClosed
-		env.Server.Done(server.ReasonReset)
+		env.Server.Done(env.Counters, server.ReasonReset)
 		w.recycle(s)
 		return
 	}
@@ -210,7 +210,7 @@ func (s *stream) connect() {
 				l.Schedule(&s.timer, min(now+int64(resourceRetryDelay), s.env.ConnectDeadline), s)
 				return
 			}
-			s.env.Server.ConnectFailed(server.ConnectOther)
+			s.env.Counters.ConnectFailed(server.ConnectOther)
 			s.failed(ep, now)
 			continue
 		}
@@ -237,7 +237,7 @@ func (s *stream) failed(ep *endpoint.Endpoint, now int64) {
 // the failure by cause, charges it to the endpoint and moves on to the
 // next attempt.
 func (s *stream) attemptFailed(cause server.ConnectFailure) {
-	s.env.Server.ConnectFailed(cause)
+	s.env.Counters.ConnectFailed(cause)
 	s.closeUpstream()
 	s.failed(s.ep, s.w.loop.Now())
 	s.ep.Release()
@@ -286,6 +286,7 @@ func (s *stream) onEvent(which duplex.Side, ev uint32) {
 func (s *stream) established(ev uint32) {
 	l := s.w.loop
 	s.ep.Succeeded()
+	s.env.Counters.ObserveConnect(time.Duration(l.Now() - s.env.Accepted))
 	s.phase = phaseEstablished
 	s.dup.Init(s.w.pool, s.cfd, s.ufd)
 	s.dup.Ready(duplex.Client, s.clientEvents)
@@ -334,7 +335,7 @@ func (s *stream) OnTimer(now int64) {
 	case phaseConnecting:
 		if now >= s.env.ConnectDeadline {
 			if s.ep != nil {
-				s.env.Server.ConnectFailed(server.ConnectTimeout)
+				s.env.Counters.ConnectFailed(server.ConnectTimeout)
 				s.failed(s.ep, now)
 			}
 			s.finish(server.ReasonConnectTimeout)
@@ -397,7 +398,7 @@ func (s *stream) finish(reason server.Reason) {
 		}
 		s.dup.Release()
 		up, down := s.dup.Bytes()
-		s.env.Server.AddBytes(up, down)
+		s.env.Counters.AddBytes(up, down)
 	}
 	if a := s.r.proxy.access; a != nil {
 		s.recordAccess(a, reason, l.Now())
@@ -414,11 +415,12 @@ func (s *stream) finish(reason server.Reason) {
 		s.name.Release(l.Now())
 		s.name = nil
 	}
-	srv := s.env.Server
+	srv, counters := s.env.Server, s.env.Counters
+	counters.ObserveDuration(time.Duration(l.Now() - s.env.Accepted))
 	s.env = server.Envelope{}
 	clear(s.triedBuf[:])
 	s.tried = nil
-	srv.Done(reason)
+	srv.Done(counters, reason)
 	s.w.recycle(s)
 }
 

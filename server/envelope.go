@@ -9,10 +9,11 @@ import (
 // is bound to a destination. Times are netpoll.Monotonic nanoseconds.
 type Envelope struct {
 	Source netip.AddrPort // the client's address
-	Local  netip.AddrPort // the address the client connected to
-	Router string         // label of the router the server belongs to
 	Server *Server        // the server that accepted it
-	Dst    string         // destination name to bind
+	// Counters are the accepting loop's counters of Server: the
+	// connection counts into them, on that loop.
+	Counters *Counters
+	Dst      string // destination name to bind
 
 	Accepted         int64         // accept time
 	ConnectDeadline  int64         // upstream must be established by then

@@ -37,6 +37,7 @@ type listener struct {
 	retry    netpoll.Timer
 	rsa      unix.RawSockaddrAny
 	env      Envelope
+	counters Counters // this loop's, of the server
 }
 
 func listen(addr netip.AddrPort) (*listener, error) {
@@ -206,13 +207,13 @@ func (ln *listener) acceptAll() {
 				unix.EHOSTUNREACH, unix.EOPNOTSUPP, unix.ENETUNREACH:
 				continue // this connection is gone; the next may not be
 			default: // EMFILE, ENFILE, ENOBUFS, ENOMEM, ...
-				s.stats.acceptErrors.Add(1)
+				ln.counters.acceptErrors.Add(1)
 				ln.rest()
 				return
 			}
 		}
-		s.stats.accepted.Add(1)
-		ln.fill(fd)
+		ln.counters.accepted.Add(1)
+		ln.fill()
 		s.d.Dispatch(ln.loop, fd, &ln.env)
 		if ln.retry.Scheduled() {
 			return // the connection found the host short of resources: rest
@@ -236,7 +237,7 @@ func (ln *listener) pause() {
 		return
 	}
 	s.npaused.Add(1)
-	s.stats.pausedAtLimit.Add(1)
+	ln.counters.pausedAtLimit.Add(1)
 	// A connection may have ended between reserve and pause; its release
 	// saw no paused listener, so look again ourselves.
 	if s.active.Load() < int64(s.cfg.MaxConnections) {
@@ -253,19 +254,12 @@ func (ln *listener) accept() (int, unix.Errno) {
 	return int(fd), e
 }
 
-func (ln *listener) fill(fd int) {
+func (ln *listener) fill() {
 	s, now := ln.srv, ln.loop.Now()
-	local := ln.addr
-	if ln.wildcard {
-		if sa, err := unix.Getsockname(fd); err == nil {
-			local = addrPortOf(sa)
-		}
-	}
 	ln.env = Envelope{
 		Source:          rawAddrPort(&ln.rsa),
-		Local:           local,
-		Router:          s.cfg.Router,
 		Server:          s,
+		Counters:        &ln.counters,
 		Dst:             s.cfg.Dst,
 		Accepted:        now,
 		ConnectDeadline: now + int64(s.cfg.ConnectTimeout),

@@ -48,18 +48,6 @@ type Server struct {
 	active  atomic.Int64 // accepted and not yet Done, plus in-flight reservations
 	npaused atomic.Int32
 	closing atomic.Bool // Close was called: accept nothing more
-	stats   counters
-}
-
-type counters struct {
-	accepted      atomic.Uint64
-	pausedAtLimit atomic.Uint64
-	acceptErrors  atomic.Uint64
-	resourceWaits atomic.Uint64
-	connectFailed [NumConnectFailures]atomic.Uint64
-	ended         [NumReasons]atomic.Uint64
-	bytesUp       atomic.Uint64
-	bytesDown     atomic.Uint64
 }
 
 // Stats is a snapshot of a server's counters.
@@ -75,6 +63,8 @@ type Stats struct {
 	Ended           [NumReasons]uint64 // connections ended, by reason
 	BytesUp         uint64             // client → upstream, of ended connections
 	BytesDown       uint64             // upstream → client, of ended connections
+	ConnectLatency  HistogramStats     // accept → upstream established
+	Duration        HistogramStats     // accept → close
 }
 
 // New returns a server that hands its connections to d. It does not listen
@@ -147,29 +137,19 @@ func (s *Server) Listen(loops []*netpoll.Loop) error {
 	return nil
 }
 
-// Done records the end of a connection handed to the Dispatcher and frees
-// its slot under max_connections. Safe from any goroutine.
-func (s *Server) Done(r Reason) {
-	s.stats.ended[r].Add(1)
+// Done records the end of a connection handed to the Dispatcher, counting
+// it in c, its Envelope's counters, and frees its slot under
+// max_connections. On the connection's loop.
+func (s *Server) Done(c *Counters, r Reason) {
+	c.ended[r].Add(1)
 	s.release()
 }
 
-// Stats returns a snapshot of the counters. Safe from any goroutine.
+// Stats returns the sum of the loops' counters. Safe from any goroutine.
 func (s *Server) Stats() Stats {
-	st := Stats{
-		Accepted:      s.stats.accepted.Load(),
-		Active:        s.active.Load(),
-		PausedAtLimit: s.stats.pausedAtLimit.Load(),
-		AcceptErrors:  s.stats.acceptErrors.Load(),
-		ResourceWaits: s.stats.resourceWaits.Load(),
-		BytesUp:       s.stats.bytesUp.Load(),
-		BytesDown:     s.stats.bytesDown.Load(),
-	}
-	for i := range st.Ended {
-		st.Ended[i] = s.stats.ended[i].Load()
-	}
-	for i := range st.ConnectFailures {
-		st.ConnectFailures[i] = s.stats.connectFailed[i].Load()
+	st := Stats{Active: s.active.Load()}
+	for _, ln := range s.listeners {
+		ln.counters.add(&st)
 	}
 	return st
 }
@@ -268,20 +248,14 @@ func (s *Server) resume() {
 	}
 }
 
-// AddBytes adds a finished connection's byte counts. Safe from any goroutine.
-func (s *Server) AddBytes(up, down uint64) {
-	s.stats.bytesUp.Add(up)
-	s.stats.bytesDown.Add(down)
-}
-
 // ResourceExhausted records that a connection accepted on loop could not
 // get a descriptor (or memory) to reach its endpoint, and rests the server's
 // listener on that loop for a moment: new clients wait in the kernel's
 // backlog instead of being accepted only to fail. Loop only.
 func (s *Server) ResourceExhausted(l *netpoll.Loop) {
-	s.stats.resourceWaits.Add(1)
 	for _, ln := range s.listeners {
 		if ln.loop == l {
+			ln.counters.resourceWaits.Add(1)
 			ln.rest()
 		}
 	}
@@ -305,6 +279,3 @@ func (f ConnectFailure) String() string {
 	}
 	return "unknown"
 }
-
-// ConnectFailed counts a failed connect attempt. Safe from any goroutine.
-func (s *Server) ConnectFailed(f ConnectFailure) { s.stats.connectFailed[f].Add(1) }

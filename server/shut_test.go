@@ -15,9 +15,9 @@ import (
 // closingDispatcher closes every accepted connection at once.
 type closingDispatcher struct{ s *Server }
 
-func (d *closingDispatcher) Dispatch(_ *netpoll.Loop, fd int, _ *Envelope) {
+func (d *closingDispatcher) Dispatch(_ *netpoll.Loop, fd int, env *Envelope) {
 	unix.Close(fd)
-	d.s.Done(ReasonEOF)
+	d.s.Done(env.Counters, ReasonEOF)
 }
 
 func startLoops(t *testing.T, n int) []*netpoll.Loop {
