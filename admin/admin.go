@@ -1,8 +1,8 @@
 // Package admin is Switchyard's operator endpoint: plain net/http on its own
-// address, off the data path. It answers liveness and readiness probes,
-// shows the effective configuration and the live state of every router's
-// names, starts the same graceful drain as SIGTERM, and serves pprof when
-// asked to.
+// address, off the data path. It serves the Prometheus metrics, answers
+// liveness and readiness probes, shows the effective configuration and the
+// live state of every router's names, starts the same graceful drain as
+// SIGTERM, and serves pprof when asked to.
 package admin
 
 import (
@@ -34,6 +34,8 @@ type Source interface {
 type Options struct {
 	// Pprof serves net/http/pprof under /debug/pprof/.
 	Pprof bool
+	// Metrics serves GET /metrics (Prometheus); nil: no /metrics.
+	Metrics http.Handler
 }
 
 // Server is a running admin endpoint.
@@ -114,6 +116,9 @@ func Handler(src Source, opt Options) http.Handler {
 		src.Shutdown()
 		text(w, http.StatusAccepted, "draining")
 	})
+	if opt.Metrics != nil {
+		mux.Handle("GET /metrics", opt.Metrics)
+	}
 	if opt.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

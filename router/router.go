@@ -21,6 +21,7 @@ type Router struct {
 	servers []*server.Server
 
 	interpStats *interpreter.Stats
+	kind        string // the interpreter's
 }
 
 func newRouter(p *Proxy, cfg *RouterConfig) (*Router, error) {
@@ -38,6 +39,7 @@ func newRouter(p *Proxy, cfg *RouterConfig) (*Router, error) {
 		proxy:       p,
 		client:      cfg.Client,
 		interpStats: stats,
+		kind:        cfg.Interpreter.Kind,
 		binder: binder.New(interp, binder.Options{
 			Balancer: balancer.Options{
 				Accrual:    cfg.Client.FailureAccrual,

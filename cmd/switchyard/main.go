@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -18,6 +19,10 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchyard-proxy/switchyard/admin"
 	"github.com/switchyard-proxy/switchyard/cmd/internal/systemd"
@@ -140,7 +145,7 @@ func serve(cfg *router.Config, path string, log *slog.Logger, opt router.Options
 	servers := len(listening)
 	src := &adminSource{proxy: p, cfg: cfg, shutdown: make(chan struct{}, 1)}
 	if cfg.Admin.Listen != "" {
-		adm, err := admin.Start(cfg.Admin.Listen, src, admin.Options{Pprof: cfg.Admin.Pprof}, log)
+		adm, err := admin.Start(cfg.Admin.Listen, src, admin.Options{Pprof: cfg.Admin.Pprof, Metrics: metricsHandler(p)}, log)
 		if err != nil {
 			log.Error("start failed", "err", err)
 			_ = p.Stop()
@@ -349,4 +354,13 @@ func pingWatchdog(p *router.Proxy, notify *systemd.Notifier, interval time.Durat
 			}
 		}
 	}
+}
+
+// metricsHandler serves the proxy's metrics with Go's and the process's,
+// as Prometheus text or OpenMetrics, whichever the scraper asks for.
+func metricsHandler(p *router.Proxy) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(p.Collector(version), collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
 }

@@ -836,6 +836,23 @@ func TestAdminEndpoint(t *testing.T) {
 	if !strings.Contains(routers, `"name": "/svc/echo"`) || !strings.Contains(routers, `"state": "bound"`) || !strings.Contains(routers, `"connections": 1`) {
 		t.Errorf("/routers:\n%s", routers)
 	}
+	_, metrics := get("GET", "/metrics")
+	for _, want := range []string{
+		`switchyard_connections_accepted_total{dst="/svc/echo",router="r",server="` + servers[0] + `"} 1`,
+		`switchyard_connections_open{dst="/svc/echo",router="r",server="` + servers[0] + `"} 1`,
+		`switchyard_build_info{goversion="`, "go_goroutines ", "process_open_fds ",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	req, _ := http.NewRequest("GET", base+"/metrics", nil)
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
+	if resp, err := http.DefaultClient.Do(req); err != nil || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/openmetrics-text") {
+		t.Errorf("/metrics asked for OpenMetrics: %v, %v", err, resp.Header.Get("Content-Type"))
+	} else {
+		resp.Body.Close()
+	}
 	if code, _ := get("GET", "/shutdown"); code != http.StatusMethodNotAllowed {
 		t.Errorf("GET /shutdown = %d, want 405", code)
 	}
