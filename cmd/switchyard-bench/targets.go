@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -119,10 +120,30 @@ type switchyardProxy struct {
 
 func (p switchyardProxy) launch(dir string, r routes) (launch, error) {
 	cfg := filepath.Join(dir, "switchyard.toml")
-	if err := os.WriteFile(cfg, []byte(routerConfig(r, p.workers, p.pipeSize)), 0o644); err != nil {
+	text := routerConfig(r, p.workers, p.pipeSize)
+	// Builds that have an admin endpoint listen on 127.0.0.1:9989 unless
+	// told not to, and two builds measured side by side would fight over
+	// it; older builds refuse the [admin] table. Ask the build which it is.
+	if quiet := noAdmin + text; p.accepts(dir, quiet) {
+		text = quiet
+	}
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		return launch{}, err
 	}
 	return launch{argv: append([]string{p.path, "-config", cfg}, p.extraArgs...)}, nil
+}
+
+// noAdmin turns off the admin endpoint, and the drain on SIGTERM.
+const noAdmin = "[admin]\nlisten = \"\"\ndrain_timeout = \"0s\"\n"
+
+// accepts reports whether the build validates config (switchyard -check).
+func (p switchyardProxy) accepts(dir, config string) bool {
+	probe := filepath.Join(dir, "probe.toml")
+	if err := os.WriteFile(probe, []byte(config), 0o644); err != nil {
+		return false
+	}
+	defer os.Remove(probe)
+	return exec.Command(p.path, "-check", "-config", probe).Run() == nil
 }
 
 // rotate returns xs turned left by k places, so that over len(xs) rounds
