@@ -108,7 +108,7 @@ bench-compare: build iperf3
 	else head=$(VERSION); cp $(BIN)/switchyard "$$tmp/switchyard-head"; fi; \
 	$(BIN)/switchyard-bench -switchyard "base=$$tmp/switchyard-base" -switchyard "head=$$tmp/switchyard-head" \
 	  -targets direct,switchyard -echo $(BIN)/switchyard-echo -out-dir "$$tmp/out" $(BENCH_FLAGS); \
-	dir=$(RESULTS)/compare-$$base-$$head; mkdir -p "$$dir"; cp "$$tmp"/out/*.json "$$dir/"; \
+	dir=$(RESULTS)/compare-$$base-$$head; mkdir -p "$$dir"; rm -f "$$dir"/*.json; cp "$$tmp"/out/*.json "$$dir/"; \
 	$(BIN)/switchyard-benchplot -base base -head head -out "$$dir" "$$dir"/*.json; \
 	echo "charts and table: $$dir"
 
