@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"time"
 )
 
@@ -40,9 +41,11 @@ type Options struct {
 
 // Server is a running admin endpoint.
 type Server struct {
-	srv  *http.Server
-	ln   net.Listener
-	done chan struct{}
+	srv    *http.Server
+	ln     net.Listener
+	done   chan struct{}
+	closed sync.Once
+	err    error
 }
 
 // Start listens on addr ("IP:port") and serves in the background.
@@ -81,16 +84,17 @@ func (s *Server) serve(log *slog.Logger) {
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Close stops the endpoint, letting requests under way finish for up to
-// a few seconds.
+// a few seconds. Later calls return the first one's result.
 func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		err = s.srv.Close()
-	}
-	<-s.done
-	return err
+	s.closed.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if s.err = s.srv.Shutdown(ctx); s.err != nil {
+			s.err = s.srv.Close()
+		}
+		<-s.done
+	})
+	return s.err
 }
 
 // Handler serves the admin endpoints for src.

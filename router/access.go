@@ -13,8 +13,8 @@ import (
 )
 
 // accessQueue bounds the access log lines waiting to be written: past it a
-// line is dropped and counted, never waited for.
-const accessQueue = 4096
+// line is dropped and counted, never waited for. A variable for the tests.
+var accessQueue = 4096
 
 // accessRecord is one closed stream, as the access log tells it. Built on
 // a loop from what the stream holds, without allocating.
@@ -32,13 +32,19 @@ type accessLog struct {
 	file    io.Closer // nil when the lines go to the process's log output
 	queue   chan accessRecord
 	dropped atomic.Uint64
-	done    chan struct{}
+	// stopping: the proxy stops, every open stream ends at once, and
+	// nothing waits on the loops any more: record waits for room rather
+	// than drop the lines, until giveUp is closed (stopWait after the
+	// stop began), so that a stuck file never holds the stop up for good.
+	stopping atomic.Bool
+	giveUp   chan struct{}
+	done     chan struct{}
 }
 
 // newAccessLog opens path for appending (stderr when empty) and starts the
 // writer; handler makes the slog handler of the log format for w.
 func newAccessLog(path string, handler func(io.Writer) slog.Handler) (*accessLog, error) {
-	a := &accessLog{queue: make(chan accessRecord, accessQueue), done: make(chan struct{})}
+	a := &accessLog{queue: make(chan accessRecord, accessQueue), done: make(chan struct{}), giveUp: make(chan struct{})}
 	var w io.Writer = os.Stderr
 	if path != "" {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
@@ -52,11 +58,19 @@ func newAccessLog(path string, handler func(io.Writer) slog.Handler) (*accessLog
 	return a, nil
 }
 
-// record queues r for writing. Any goroutine; never blocks.
+// record queues r for writing. Any goroutine; it never blocks, but while
+// the proxy stops.
 func (a *accessLog) record(r accessRecord) {
 	select {
 	case a.queue <- r:
 	default:
+		if a.stopping.Load() {
+			select {
+			case a.queue <- r:
+				return
+			case <-a.giveUp:
+			}
+		}
 		a.dropped.Add(1)
 	}
 }
@@ -71,6 +85,18 @@ func (a *accessLog) run() {
 		if n := a.dropped.Swap(0); n > 0 {
 			a.log.Warn("access log lines dropped: the writer fell behind", "dropped", n)
 		}
+	}
+}
+
+// stopWait bounds how long the streams ended by a stop wait for room in
+// the queue.
+const stopWait = 5 * time.Second
+
+// stop makes record wait for room, for at most stopWait from now: every
+// open stream is about to end at once.
+func (a *accessLog) stop() {
+	if a.stopping.CompareAndSwap(false, true) {
+		time.AfterFunc(stopWait, func() { close(a.giveUp) })
 	}
 }
 

@@ -103,3 +103,39 @@ func TestAccessLogDropsWhenTheWriterIsStuck(t *testing.T) {
 		t.Errorf("the drops were not logged; the log ends:\n%s", text[max(0, len(text)-500):])
 	}
 }
+
+// When the proxy stops, every open stream ends at once: their lines wait
+// for room instead of being dropped.
+func TestAccessLogKeepsTheLinesOfAStop(t *testing.T) {
+	defer func(size int) { accessQueue = size }(accessQueue)
+	accessQueue = 64
+	b := startBackend(t, echo)
+	path := filepath.Join(t.TempDir(), "access.log")
+	cfg := testConfig(b.addr)
+	cfg.Runtime.Workers = 1
+	cfg.Log = LogConfig{Access: true, AccessPath: path}
+	p, err := Start(cfg, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := p.Routers()[0].Servers()[0]
+	// More open streams than the queue holds, cut by the stop.
+	n := accessQueue + 500
+	for range n {
+		dial(t, srv.Addr().String())
+	}
+	waitFor(t, "streams open", 30*time.Second, func() bool { return srv.Open() >= int64(n) })
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(string(data), "msg=access"); lines != n {
+		t.Errorf("%d access lines for %d streams cut by the stop", lines, n)
+	}
+	if strings.Contains(string(data), "dropped") {
+		t.Error("lines were dropped at the stop")
+	}
+}

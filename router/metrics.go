@@ -126,7 +126,7 @@ func histogram(d *prometheus.Desc, h server.HistogramStats, bounds []float64, la
 		}
 		buckets[b] = cum
 	}
-	return prometheus.MustNewConstHistogram(d, h.Count, h.Sum.Seconds(), buckets, labels...)
+	return prometheus.MustNewConstHistogram(d, h.Count, h.Sum, buckets, labels...)
 }
 
 func (c *Collector) collectNames(ch chan<- prometheus.Metric, r *Router) {
@@ -161,6 +161,9 @@ func (c *Collector) collectInterpreter(ch chan<- prometheus.Metric, r *Router) {
 // pipes asks every loop for its pipe pool's counts (the pools are the
 // loops' own), waiting at most wait; ok is false if a loop did not answer.
 func (p *Proxy) pipes(wait time.Duration) (inUse, pooled int, ok bool) {
+	if p.stopping.Load() {
+		return 0, 0, false // the loops may be freed: post nothing to them
+	}
 	type count struct{ open, free int }
 	answers := make(chan count, len(p.workers))
 	for _, w := range p.workers {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/balancer"
@@ -80,12 +81,13 @@ func (w *worker) wake(bal *balancer.Balancer) {
 
 // Proxy is a running Switchyard: its event loops and its routers.
 type Proxy struct {
-	log     *slog.Logger
-	workers []*worker
-	routers []*Router
-	runErr  chan error
-	events  *events
-	access  *accessLog // nil unless [log] access
+	log      *slog.Logger
+	workers  []*worker
+	routers  []*Router
+	runErr   chan error
+	events   *events
+	stopping atomic.Bool // Stop has begun
+	access   *accessLog  // nil unless [log] access
 	// eventsRunning: Start got as far as running the event goroutine,
 	// which Stop then ends.
 	eventsRunning bool
@@ -207,6 +209,10 @@ func (p *Proxy) Workers() int { return len(p.workers) }
 func (p *Proxy) Stop() error {
 	var errs []error
 	p.stop.Do(func() {
+		p.stopping.Store(true)
+		if p.access != nil {
+			p.access.stop()
+		}
 		// No server takes a new connection from here on, on any loop,
 		// while the loops close down one by one.
 		for _, r := range p.routers {

@@ -100,7 +100,13 @@ func (s *stream) start(w *worker, r *Router, fd int, env *server.Envelope) {
 		// Cannot register: the socket is useless to us.
 		unix.Close(fd)
 		s.phase = phaseClosed
+		now := w.loop.Now()
+		if a := r.proxy.access; a != nil {
+			s.recordAccess(a, server.ReasonReset, now)
+		}
+		env.Counters.ObserveDuration(time.Duration(now - env.Accepted))
 		env.Server.Done(env.Counters, server.ReasonReset)
+		s.env = server.Envelope{}
 		w.recycle(s)
 		return
 	}

@@ -79,7 +79,7 @@ func bounds(seconds []float64) []time.Duration {
 type Histogram struct {
 	buckets [maxBuckets + 1]atomic.Uint64 // the last is +Inf
 	count   atomic.Uint64
-	sum     atomic.Uint64 // nanoseconds
+	sum     atomic.Uint64 // microseconds: 584,000 years of streams before it wraps
 }
 
 func (h *Histogram) observe(d time.Duration, bounds []time.Duration) {
@@ -89,7 +89,7 @@ func (h *Histogram) observe(d time.Duration, bounds []time.Duration) {
 	}
 	h.buckets[i].Add(1)
 	h.count.Add(1)
-	h.sum.Add(uint64(max(d, 0)))
+	h.sum.Add(uint64(max(d, 0) / time.Microsecond))
 }
 
 // ObserveConnect records an accept-to-established latency. Its loop only.
@@ -103,16 +103,20 @@ func (c *Counters) ObserveDuration(d time.Duration) { c.Duration.observe(d, dura
 type HistogramStats struct {
 	Buckets []uint64
 	Count   uint64
-	Sum     time.Duration
+	Sum     float64 // seconds
 }
 
 func (h *Histogram) addTo(st *HistogramStats, bounds []time.Duration) {
 	if st.Buckets == nil {
 		st.Buckets = make([]uint64, len(bounds)+1)
 	}
+	// The count is the buckets' own sum, not count, which an observation
+	// under way may have raised after its bucket or not yet: a scrape must
+	// never see more in the buckets than in their total.
 	for i := range st.Buckets {
-		st.Buckets[i] += h.buckets[i].Load()
+		n := h.buckets[i].Load()
+		st.Buckets[i] += n
+		st.Count += n
 	}
-	st.Count += h.count.Load()
-	st.Sum += time.Duration(h.sum.Load())
+	st.Sum += float64(h.sum.Load()) / 1e6
 }

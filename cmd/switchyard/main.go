@@ -144,8 +144,9 @@ func serve(cfg *router.Config, path string, log *slog.Logger, opt router.Options
 	}
 	servers := len(listening)
 	src := &adminSource{proxy: p, cfg: cfg, shutdown: make(chan struct{}, 1)}
+	var adm *admin.Server
 	if cfg.Admin.Listen != "" {
-		adm, err := admin.Start(cfg.Admin.Listen, src, admin.Options{Pprof: cfg.Admin.Pprof, Metrics: metricsHandler(p)}, log)
+		adm, err = admin.Start(cfg.Admin.Listen, src, admin.Options{Pprof: cfg.Admin.Pprof, Metrics: metricsHandler(p)}, log)
 		if err != nil {
 			log.Error("start failed", "err", err)
 			_ = p.Stop()
@@ -193,6 +194,9 @@ wait:
 	}
 	close(stopPings)
 	<-pingsDone
+	if adm != nil {
+		_ = adm.Close() // before the loops go: a scrape asks them for their pipes
+	}
 	err = p.Stop()
 	for _, r := range p.Routers() {
 		for _, s := range r.Servers() {
