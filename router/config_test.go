@@ -411,6 +411,14 @@ func TestParseErrors(t *testing.T) {
 		src:  "[admin]\nlisten = \"localhost:9989\"\n" + configBase,
 		want: []string{`admin.listen: "localhost:9989" is not an IP:port address (the host must be a literal IP address); "" turns the endpoint off`},
 	}, {
+		name: "max_waiters negative",
+		src:  configEdit(t, `connect_attempts = 2`, `connect_attempts = 2`+"\n  max_waiters = -1"),
+		want: []string{`routers[1].client.max_waiters: must be between 0 and 1048576, got -1`},
+	}, {
+		name: "pprof not a boolean",
+		src:  "[admin]\npprof = \"yes\"\n" + configBase,
+		want: []string{`admin.pprof: expected a boolean (true or false), got string "yes"`},
+	}, {
 		name: "max_connections negative",
 		src:  configEdit(t, `idle_timeout = "1m"`, `max_connections = -1`),
 		want: []string{`routers[0].servers[1].max_connections: must be at least 0, got -1`},

@@ -29,18 +29,27 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// An endpoint set aside, and connect failures, are logged as they happen,
-// not only counted for the summary at shutdown.
-func TestSetAsideAndConnectFailuresAreLogged(t *testing.T) {
+// startLoggedRefused starts a proxy in front of one refused endpoint that
+// is set aside for penalty at its first failure, logging into the buffer
+// it returns. The test stops it (and may check the log after).
+func startLoggedRefused(t *testing.T, penalty time.Duration) (*Proxy, *syncBuffer, string) {
+	t.Helper()
 	refused := refusedAddr(t)
 	cfg := testConfig(refused)
 	cfg.Routers[0].Client.FailureAccrual.ConsecutiveFailures = 1
-	cfg.Routers[0].Client.FailureAccrual.Penalty = 200 * time.Millisecond
-	var logs syncBuffer
-	p, err := Start(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	cfg.Routers[0].Client.FailureAccrual.Penalty = penalty
+	logs := &syncBuffer{}
+	p, err := Start(cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p, logs, refused
+}
+
+// An endpoint set aside, and connect failures, are logged as they happen,
+// not only counted for the summary at shutdown.
+func TestSetAsideAndConnectFailuresAreLogged(t *testing.T) {
+	p, logs, refused := startLoggedRefused(t, 200*time.Millisecond)
 	t.Cleanup(func() { _ = p.Stop() })
 	srv := p.Routers()[0].Servers()[0]
 	expectClosed(t, dial(t, srv.Addr().String()), 5*time.Second)

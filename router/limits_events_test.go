@@ -1,7 +1,6 @@
 package router
 
 import (
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -11,24 +10,17 @@ import (
 )
 
 const (
-	reviewSetAside = `msg="endpoint set aside after consecutive connect failures"`
-	reviewBack     = `msg="endpoint back in rotation: its penalty is over"`
+	setAsideLine = `msg="endpoint set aside after consecutive connect failures"`
+	backLine     = `msg="endpoint back in rotation: its penalty is over"`
 )
 
 // Nothing is logged after Stop returns: no timer outlives the proxy to say
 // an endpoint is back.
 func TestNothingLoggedAfterStop(t *testing.T) {
-	cfg := testConfig(refusedAddr(t))
-	cfg.Routers[0].Client.FailureAccrual.ConsecutiveFailures = 1
-	cfg.Routers[0].Client.FailureAccrual.Penalty = 300 * time.Millisecond
-	var logs syncBuffer
-	p, err := Start(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, logs, _ := startLoggedRefused(t, 300*time.Millisecond)
 	srv := p.Routers()[0].Servers()[0]
 	expectClosed(t, dial(t, srv.Addr().String()), 5*time.Second)
-	waitFor(t, "set-aside line", 5*time.Second, func() bool { return strings.Contains(logs.String(), reviewSetAside) })
+	waitFor(t, "set-aside line", 5*time.Second, func() bool { return strings.Contains(logs.String(), setAsideLine) })
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -43,14 +35,7 @@ func TestNothingLoggedAfterStop(t *testing.T) {
 // sets it aside again: a dead backend under load must log it once, not a
 // line per consecutive_failures failed attempts.
 func TestSetAsideLoggedOnce(t *testing.T) {
-	cfg := testConfig(refusedAddr(t))
-	cfg.Routers[0].Client.FailureAccrual.ConsecutiveFailures = 1
-	cfg.Routers[0].Client.FailureAccrual.Penalty = time.Minute
-	var logs syncBuffer
-	p, err := Start(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, logs, _ := startLoggedRefused(t, time.Minute)
 	t.Cleanup(func() { _ = p.Stop() })
 	srv := p.Routers()[0].Servers()[0]
 	const conns = 30
@@ -64,7 +49,7 @@ func TestSetAsideLoggedOnce(t *testing.T) {
 	}
 	waitEnded(t, srv, server.ReasonConnectFailed, conns)
 	time.Sleep(100 * time.Millisecond)
-	if n := strings.Count(logs.String(), reviewSetAside); n > 2 {
+	if n := strings.Count(logs.String(), setAsideLine); n > 2 {
 		t.Errorf("%d connections to one dead endpoint in well under a second logged %d set-aside lines (and armed as many 1-minute timers)", conns, n)
 	}
 }
@@ -100,21 +85,14 @@ func TestStartLeavesTheCallersConfig(t *testing.T) {
 // A set-aside renewed within its penalty (the only endpoint keeps taking
 // connections) delays "back in rotation" until the endpoint really is.
 func TestBackInRotationOnlyWhenBack(t *testing.T) {
-	cfg := testConfig(refusedAddr(t))
-	cfg.Routers[0].Client.FailureAccrual.ConsecutiveFailures = 1
-	cfg.Routers[0].Client.FailureAccrual.Penalty = 600 * time.Millisecond
-	var logs syncBuffer
-	p, err := Start(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, logs, _ := startLoggedRefused(t, 600*time.Millisecond)
 	t.Cleanup(func() { _ = p.Stop() })
 	tp := &testProxy{Proxy: p, addr: p.Routers()[0].Servers()[0].Addr().String(), srv: p.Routers()[0].Servers()[0]}
 	expectClosed(t, dial(t, tp.addr), 5*time.Second)
 	time.Sleep(400 * time.Millisecond)
 	expectClosed(t, dial(t, tp.addr), 5*time.Second) // set aside again: penalty to ~1s
-	waitFor(t, "back-in-rotation line", 5*time.Second, func() bool { return strings.Contains(logs.String(), reviewBack) })
+	waitFor(t, "back-in-rotation line", 5*time.Second, func() bool { return strings.Contains(logs.String(), backLine) })
 	if st := nameState(t, tp).Endpoints[0].State; st == "set_aside" {
-		t.Errorf("logged %q while the endpoint's state is %s", reviewBack, st)
+		t.Errorf("logged %q while the endpoint's state is %s", backLine, st)
 	}
 }

@@ -97,17 +97,9 @@ func (s *stream) start(w *worker, r *Router, fd int, env *server.Envelope) {
 	s.tried = s.triedBuf[:0]
 	s.clientEvents = 0
 	if err := w.loop.Add(fd, socketEvents, &s.client); err != nil {
-		// Cannot register: the socket is useless to us.
-		unix.Close(fd)
-		s.phase = phaseClosed
-		now := w.loop.Now()
-		if a := r.proxy.access; a != nil {
-			s.recordAccess(a, server.ReasonReset, now)
-		}
-		env.Counters.ObserveDuration(time.Duration(now - env.Accepted))
-		env.Server.Done(env.Counters, server.ReasonReset)
-		s.env = server.Envelope{}
-		w.recycle(s)
+		// Cannot register: the socket is useless to us. finish closes an
+		// fd the loop does not hold as well as one it does.
+		s.finish(server.ReasonReset)
 		return
 	}
 	name, err := r.binder.Bind(env.Dst, w.loop.Now())
@@ -132,7 +124,8 @@ func (s *stream) start(w *worker, r *Router, fd int, env *server.Envelope) {
 // name: until the answer, or its connect deadline, whichever comes first.
 // Past max_waiters it fails at once.
 func (s *stream) park() {
-	if !s.name.Balancer().AddWaiter() {
+	bal := s.name.Balancer()
+	if !bal.AddWaiter() {
 		if s.r.client.MaxWaiters == 0 {
 			s.finish(server.ReasonNoEndpoints)
 		} else {
@@ -141,36 +134,32 @@ func (s *stream) park() {
 		return
 	}
 	w := s.w
-	list, ok := w.waiting[s.name.Balancer()]
-	if !ok {
-		bal := s.name.Balancer()
-		if !bal.OnAnswer(w, func() { w.postWake(bal) }) {
-			// Answered since we looked.
-			s.name.Balancer().DoneWaiting()
-			s.connect()
-			return
-		}
+	list, ok := w.waiting[bal]
+	if !ok && !bal.OnAnswer(w, func() { w.postWake(bal) }) {
+		bal.DoneWaiting() // answered since we looked
+		s.connect()
+		return
 	}
 	s.phase = phaseWaiting
 	s.waitIndex = int32(len(list))
-	w.waiting[s.name.Balancer()] = append(list, s)
+	w.waiting[bal] = append(list, s)
 	w.loop.Schedule(&s.timer, s.env.ConnectDeadline, s)
 }
 
 // unpark takes a waiting stream out of its worker's waiters.
 func (s *stream) unpark() {
-	w := s.w
-	list := w.waiting[s.name.Balancer()]
+	bal, w := s.name.Balancer(), s.w
+	list := w.waiting[bal]
 	last := len(list) - 1
 	list[s.waitIndex] = list[last]
 	list[s.waitIndex].waitIndex = s.waitIndex
 	list[last] = nil
 	if last == 0 {
-		delete(w.waiting, s.name.Balancer())
+		delete(w.waiting, bal)
 	} else {
-		w.waiting[s.name.Balancer()] = list[:last]
+		w.waiting[bal] = list[:last]
 	}
-	s.name.Balancer().DoneWaiting()
+	bal.DoneWaiting()
 	s.phase = phaseConnecting
 }
 
@@ -185,7 +174,7 @@ func (s *stream) connect() {
 			return
 		}
 		if len(s.tried) >= s.r.client.ConnectAttempts {
-			s.finishConnectFailure()
+			s.finish(server.ReasonConnectFailed) // attempts ran out first: connect_timeout is the deadline only
 			return
 		}
 		ep := s.name.Balancer().Pick(s.w.rng, now, s.tried)
@@ -193,7 +182,7 @@ func (s *stream) connect() {
 			if len(s.tried) == 0 {
 				s.finish(server.ReasonNoEndpoints)
 			} else {
-				s.finishConnectFailure()
+				s.finish(server.ReasonConnectFailed)
 			}
 			return
 		}
@@ -225,11 +214,6 @@ func (s *stream) connect() {
 		return
 	}
 }
-
-// finishConnectFailure ends a stream whose connect attempts all failed
-// (each counted by cause) before its connect deadline: connect_timeout is
-// only for the deadline itself.
-func (s *stream) finishConnectFailure() { s.finish(server.ReasonConnectFailed) }
 
 // failed charges a failed connect to ep, and reports ep when that sets it
 // aside.

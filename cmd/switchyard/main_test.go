@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -539,41 +540,16 @@ func TestSystemdNotify(t *testing.T) {
 // that connected before Switchyard ran are served; a socket no server
 // wants is closed.
 func TestSocketActivation(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	spare, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var files []*os.File
-	for _, l := range []net.Listener{ln, spare} {
-		f, err := l.(*net.TCPListener).File() // a duplicate, for the child
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, f)
-		l.Close() // the child's copy is the only one left
-	}
-	addr := ln.Addr().String()
+	files, addrs := systemdSockets(t, "public", "spare")
+	addr := addrs[0]
 	// A client that connects before Switchyard runs waits in the backlog.
 	early, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer early.Close()
-
-	t.Setenv("LISTEN_FDS", "2")
-	t.Setenv("LISTEN_FDNAMES", "public:spare")
-	// LISTEN_PID must be the child's own pid: a shell sets it to its pid,
-	// then becomes switchyard with exec, keeping the pid.
-	prefix := []string{"sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`}
 	config := strings.Replace(forwardConfig(echoBackend(t), "drain_timeout = \"0s\"\n"), "127.0.0.1:0", addr, 1)
-	c, servers := startChildWith(t, prefix, config, files)
-	for _, f := range files {
-		f.Close() // the child has them now
-	}
+	c, servers := startActivated(t, config, files)
 	if servers[0] != addr {
 		t.Fatalf("server on %s, want the inherited %s", servers[0], addr)
 	}
@@ -588,7 +564,7 @@ func TestSocketActivation(t *testing.T) {
 	if err := roundTrip(conn, 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := net.DialTimeout("tcp", spare.Addr().String(), 5*time.Second); err == nil {
+	if _, err := net.DialTimeout("tcp", addrs[1], 5*time.Second); err == nil {
 		t.Error("the socket no server wanted still accepts connections")
 	}
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
@@ -725,23 +701,11 @@ func TestDefaultMaxConnectionsFitsTheOpenFilesLimit(t *testing.T) {
 // no socket has its listen address, as with ListenStream=80, which binds
 // [::]:80 for a server configured on 0.0.0.0:80.
 func TestSocketActivationByName(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	t.Setenv("LISTEN_FDS", "1")
-	t.Setenv("LISTEN_FDNAMES", "public")
-	prefix := []string{"sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`}
+	files, addrs := systemdSockets(t, "public")
+	addr := addrs[0]
 	// The configured address is another one, never bound.
 	config := forwardConfig(echoBackend(t), "drain_timeout = \"0s\"\n") + "  systemd_socket = \"public\"\n"
-	c, servers := startChildWith(t, prefix, config, []*os.File{f})
-	f.Close()
+	c, servers := startActivated(t, config, files)
 	if servers[0] != addr {
 		t.Fatalf("server on %s, want the socket named public, %s", servers[0], addr)
 	}
@@ -871,4 +835,42 @@ func TestAdminEndpoint(t *testing.T) {
 	if err := <-c.wait; err != nil {
 		t.Fatalf("exit: %v", err)
 	}
+}
+
+// systemdSockets makes a listening socket on 127.0.0.1 for each name, as a
+// .socket unit would, and sets LISTEN_FDS and LISTEN_FDNAMES for the child.
+// Only the returned files (the child's copies) hold them.
+func systemdSockets(t *testing.T, names ...string) ([]*os.File, []string) {
+	t.Helper()
+	var files []*os.File
+	var addrs []string
+	for range names {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := ln.(*net.TCPListener).File() // a duplicate, for the child
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+		addrs = append(addrs, ln.Addr().String())
+		ln.Close()
+	}
+	t.Setenv("LISTEN_FDS", strconv.Itoa(len(names)))
+	t.Setenv("LISTEN_FDNAMES", strings.Join(names, ":"))
+	return files, addrs
+}
+
+// startActivated starts switchyard with files as its inherited sockets.
+// LISTEN_PID must be the child's own pid: a shell sets it to its pid, then
+// becomes switchyard with exec, keeping the pid. The parent's copies are
+// closed once the child has its own.
+func startActivated(t *testing.T, config string, files []*os.File) (*child, []string) {
+	t.Helper()
+	c, servers := startChildWith(t, []string{"sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`}, config, files)
+	for _, f := range files {
+		f.Close()
+	}
+	return c, servers
 }
