@@ -29,6 +29,10 @@ type Source interface {
 	Routers() any
 	// Shutdown starts the graceful drain; it must not block.
 	Shutdown()
+	// Reload reads the configuration again and applies it, and says
+	// what it did, or every problem found. It gives up waiting to start
+	// when stop is closed (the request went away).
+	Reload(stop <-chan struct{}) (string, error)
 }
 
 // Options are the admin endpoint's settings.
@@ -119,6 +123,14 @@ func Handler(src Source, opt Options) http.Handler {
 	mux.HandleFunc("POST /shutdown", func(w http.ResponseWriter, _ *http.Request) {
 		src.Shutdown()
 		text(w, http.StatusAccepted, "draining")
+	})
+	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
+		msg, err := src.Reload(r.Context().Done())
+		if err != nil {
+			text(w, http.StatusBadRequest, "reload failed: keeping the running configuration\n"+err.Error())
+			return
+		}
+		text(w, http.StatusOK, msg)
 	})
 	if opt.Metrics != nil {
 		mux.Handle("GET /metrics", opt.Metrics)

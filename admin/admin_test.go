@@ -2,6 +2,7 @@ package admin
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 type source struct {
 	ready     atomic.Bool
 	shutdowns atomic.Int32
+	reloads   atomic.Int32
+	reloadErr error // what Reload answers; read only by requests
 }
 
 type settings struct {
@@ -35,6 +38,13 @@ func (s *source) Config() any {
 }
 func (s *source) Routers() any { return []string{"r"} }
 func (s *source) Shutdown()    { s.shutdowns.Add(1) }
+func (s *source) Reload(<-chan struct{}) (string, error) {
+	s.reloads.Add(1)
+	if s.reloadErr != nil {
+		return "", s.reloadErr
+	}
+	return "reloaded: configuration 2", nil
+}
 
 func start(t *testing.T, opt Options) (*source, string) {
 	t.Helper()
@@ -83,6 +93,7 @@ func TestEndpoints(t *testing.T) {
 		{"POST", "/ready", true, 405, ""},
 		{"GET", "/shutdown", true, 405, ""},
 		{"PUT", "/shutdown", true, 405, ""},
+		{"GET", "/reload", true, 405, ""},
 		{"GET", "/debug/pprof/", true, 404, ""},
 		{"GET", "/nothing", true, 404, ""},
 	}
@@ -100,6 +111,22 @@ func TestEndpoints(t *testing.T) {
 	}
 	if code, _ := get(t, "POST", base+"/shutdown"); code != http.StatusAccepted || src.shutdowns.Load() != 1 {
 		t.Errorf("POST /shutdown = %d, %d shutdowns; want 202 and one", code, src.shutdowns.Load())
+	}
+	if n := src.reloads.Load(); n != 0 {
+		t.Fatalf("%d reloads from requests that were refused", n)
+	}
+	if code, body := get(t, "POST", base+"/reload"); code != http.StatusOK || body != "reloaded: configuration 2\n" {
+		t.Errorf("POST /reload = %d %q; want 200 and what Reload said", code, body)
+	}
+}
+
+func TestReloadFailureNamesTheProblems(t *testing.T) {
+	src, base := start(t, Options{})
+	src.reloadErr = errors.New("switchyard.toml:3: routers[0].label: required\nswitchyard.toml:9: bad duration")
+	code, body := get(t, "POST", base+"/reload")
+	want := "reload failed: keeping the running configuration\nswitchyard.toml:3: routers[0].label: required\nswitchyard.toml:9: bad duration\n"
+	if code != http.StatusBadRequest || body != want {
+		t.Errorf("POST /reload = %d %q; want 400 %q", code, body, want)
 	}
 }
 

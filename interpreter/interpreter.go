@@ -104,6 +104,21 @@ type Interpreter interface {
 	Close() error
 }
 
+// Reconfigurer is an Interpreter that can take new settings in place: its
+// watches answer by them from then on, so that the names a reload keeps
+// keep their balancers, with the endpoints that stay and their load. A
+// reload asks CanTake while it builds, and calls Reconfigure once it has
+// nothing left that can fail.
+type Reconfigurer interface {
+	Interpreter
+	// CanTake reports whether the interpreter can take s in place.
+	CanTake(s Settings) bool
+	// Reconfigure switches to s, which CanTake accepted: every watch
+	// whose answer changes gets the new one before it returns. It does
+	// not block on anything but the sinks.
+	Reconfigure(s Settings)
+}
+
 // Settings is one interpreter configuration, decoded, defaulted and
 // validated by its Kind.
 type Settings interface {

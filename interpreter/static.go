@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // ParseEndpoint parses "IP:port" or "IP:port*weight", IPv6 addresses in
@@ -113,36 +114,97 @@ func parsePort(s string) (uint16, error) {
 }
 
 // Static resolves names from configuration: each name has a fixed set of
-// endpoints. The zero value knows no names.
+// endpoints, until a reload gives it another (Reconfigure). The zero value
+// knows no names.
 type Static struct {
-	names map[string][]Endpoint
+	mu      sync.Mutex
+	names   map[string][]Endpoint
+	watches map[string]map[*staticWatch]struct{} // by name
 }
 
-var _ Interpreter = (*Static)(nil)
+type staticWatch struct{ sink Sink }
+
+var _ Reconfigurer = (*Static)(nil)
 
 // NewStatic returns an interpreter for the given names. It copies names and
 // the slices in it, so the caller may reuse them.
 func NewStatic(names map[string][]Endpoint) *Static {
-	s := &Static{names: make(map[string][]Endpoint, len(names))}
-	for name, eps := range names {
-		s.names[name] = slices.Clone(eps)
-	}
-	return s
+	return &Static{names: cloneNames(names), watches: map[string]map[*staticWatch]struct{}{}}
 }
 
-// Resolve delivers name's answer to sink before it returns, and nothing
-// after: a static set never changes, so there is nothing to stop. A name
-// that is not configured is NotFound.
-func (s *Static) Resolve(name string, sink Sink) (stop func()) {
-	eps, ok := s.names[name]
-	if !ok {
-		sink.Update(NotFoundAnswer())
-		return func() {}
+func cloneNames(names map[string][]Endpoint) map[string][]Endpoint {
+	out := make(map[string][]Endpoint, len(names))
+	for name, eps := range names {
+		out[name] = slices.Clone(eps)
 	}
-	// A copy, so that a sink that breaks the contract and keeps or edits
-	// the slice cannot change what the next Resolve delivers.
-	sink.Update(BoundTo(slices.Clone(eps)))
-	return func() {}
+	return out
+}
+
+// Resolve delivers name's answer to sink before it returns; after that,
+// only a Reconfigure that changes it. A name that is not configured is
+// NotFound.
+func (s *Static) Resolve(name string, sink Sink) (stop func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sink.Update(staticAnswer(s.names, name))
+	if s.watches == nil {
+		s.watches = map[string]map[*staticWatch]struct{}{}
+	}
+	w := &staticWatch{sink: sink}
+	ws := s.watches[name]
+	if ws == nil {
+		ws = map[*staticWatch]struct{}{}
+		s.watches[name] = ws
+	}
+	ws[w] = struct{}{}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if ws := s.watches[name]; ws != nil {
+			delete(ws, w)
+			if len(ws) == 0 {
+				delete(s.watches, name)
+			}
+		}
+	}
+}
+
+// staticAnswer is name's answer in names: a copy, so that a sink that
+// breaks the contract and keeps or edits the slice cannot change what the
+// next Resolve delivers.
+func staticAnswer(names map[string][]Endpoint, name string) Resolution {
+	eps, ok := names[name]
+	if !ok {
+		return NotFoundAnswer()
+	}
+	return BoundTo(slices.Clone(eps))
+}
+
+// CanTake implements Reconfigurer: any static settings.
+func (s *Static) CanTake(st Settings) bool {
+	_, ok := st.(*StaticSettings)
+	return ok
+}
+
+// Reconfigure implements Reconfigurer: the names of st replace the
+// interpreter's, and each watch of a name whose endpoints changed (or
+// which appeared or went) gets its new answer.
+func (s *Static) Reconfigure(st Settings) {
+	names := cloneNames(st.(*StaticSettings).Names)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.names
+	s.names = names
+	for name, ws := range s.watches {
+		before, had := old[name]
+		after, has := names[name]
+		if had == has && slices.Equal(before, after) {
+			continue
+		}
+		for w := range ws {
+			w.sink.Update(staticAnswer(names, name))
+		}
+	}
 }
 
 // Close does nothing: a static interpreter runs nothing in the background.
@@ -150,6 +212,8 @@ func (s *Static) Close() error { return nil }
 
 // Names returns the configured names, sorted.
 func (s *Static) Names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return slices.Sorted(maps.Keys(s.names))
 }
 

@@ -194,3 +194,47 @@ func TestStaticZeroValue(t *testing.T) {
 		t.Errorf("zero Static answered %v, want not found", r.got)
 	}
 }
+
+// Reconfigure answers again exactly the watches whose name changed: new
+// endpoints, a name that went (not found) or came; a stopped watch and an
+// unchanged name hear nothing.
+func TestStaticReconfigure(t *testing.T) {
+	s := NewStatic(map[string][]Endpoint{
+		"web": {ep("10.0.0.1:80", 1)},
+		"db":  {ep("10.0.0.9:5432", 1)},
+		"old": {ep("10.0.0.5:80", 1)},
+	})
+	var web, db, old, late, stopped recorder
+	s.Resolve("web", &web)
+	s.Resolve("db", &db)
+	s.Resolve("old", &old)
+	s.Resolve("late", &late)
+	s.Resolve("web", &stopped)()
+	if !s.CanTake(&StaticSettings{}) {
+		t.Fatal("CanTake refused static settings")
+	}
+	s.Reconfigure(&StaticSettings{Names: map[string][]Endpoint{
+		"web":  {ep("10.0.0.1:80", 1), ep("10.0.0.2:80", 2)},
+		"db":   {ep("10.0.0.9:5432", 1)},
+		"late": {ep("10.0.0.7:80", 1)},
+	}})
+	checks := []struct {
+		name string
+		r    *recorder
+		want []Resolution
+	}{
+		{"web", &web, []Resolution{BoundTo([]Endpoint{ep("10.0.0.1:80", 1)}), BoundTo([]Endpoint{ep("10.0.0.1:80", 1), ep("10.0.0.2:80", 2)})}},
+		{"db", &db, []Resolution{BoundTo([]Endpoint{ep("10.0.0.9:5432", 1)})}},
+		{"old", &old, []Resolution{BoundTo([]Endpoint{ep("10.0.0.5:80", 1)}), NotFoundAnswer()}},
+		{"late", &late, []Resolution{NotFoundAnswer(), BoundTo([]Endpoint{ep("10.0.0.7:80", 1)})}},
+		{"stopped", &stopped, []Resolution{BoundTo([]Endpoint{ep("10.0.0.1:80", 1)})}},
+	}
+	for _, c := range checks {
+		if !reflect.DeepEqual(c.r.got, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, c.r.got, c.want)
+		}
+	}
+	if got := s.Names(); !reflect.DeepEqual(got, []string{"db", "late", "web"}) {
+		t.Errorf("Names() = %v after Reconfigure", got)
+	}
+}

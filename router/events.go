@@ -3,6 +3,7 @@ package router
 import (
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -69,11 +70,11 @@ func (ev *events) setAside(r *Router, dst string, e *endpoint.Endpoint) {
 // other endpoint is left to try), and once when it is back; every
 // failureLogInterval run looks for endpoints back, and logs the connect
 // failures of each server since the last look.
-func (ev *events) run(servers func() []watchedServer) {
+func (ev *events) run(tallies func() []*tally) {
 	defer close(ev.done)
 	tick := time.NewTicker(failureLogInterval)
 	defer tick.Stop()
-	last := map[*server.Server][server.NumConnectFailures]uint64{}
+	last := map[*tally][server.NumConnectFailures]uint64{}
 	aside := map[asideKey]*asideState{}
 	for {
 		select {
@@ -100,14 +101,15 @@ func (ev *events) run(servers func() []watchedServer) {
 			if n := ev.dropped.Swap(0); n > 0 {
 				ev.log.Warn("endpoint events not logged: too many at once", "dropped", n)
 			}
-			for _, ws := range servers() {
-				now := ws.srv.Stats().ConnectFailures
-				prev := last[ws.srv]
-				last[ws.srv] = now
+			current := tallies()
+			for _, tl := range current {
+				now := tl.t.Stats().ConnectFailures
+				prev := last[tl]
+				last[tl] = now
 				if now == prev {
 					continue
 				}
-				attrs := []any{"router", ws.router, "listen", ws.srv.Addr(), "dst", ws.srv.Config().Dst, "interval", failureLogInterval}
+				attrs := []any{"router", tl.router, "listen", tl.listen, "dst", tl.dst, "interval", failureLogInterval}
 				for cause := range now {
 					if d := now[cause] - prev[cause]; d > 0 {
 						attrs = append(attrs, server.ConnectFailure(cause).String(), d)
@@ -115,14 +117,13 @@ func (ev *events) run(servers func() []watchedServer) {
 				}
 				ev.log.Warn("connect attempts failed", attrs...)
 			}
+			for tl := range last {
+				if !slices.Contains(current, tl) {
+					delete(last, tl) // released with its generations
+				}
+			}
 		}
 	}
-}
-
-// watchedServer is a server and its router's label.
-type watchedServer struct {
-	router string
-	srv    *server.Server
 }
 
 func (ev *events) close() {

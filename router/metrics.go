@@ -80,10 +80,10 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(buildDesc, prometheus.GaugeValue, 1, c.version, runtime.Version())
-	for _, r := range c.p.routers {
-		for _, s := range r.servers {
-			collectServer(ch, r.label, s)
-		}
+	for _, tl := range c.p.watched() {
+		collectTally(ch, tl)
+	}
+	for _, r := range c.p.Routers() {
 		c.collectNames(ch, r)
 		c.collectInterpreter(ch, r)
 	}
@@ -93,9 +93,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func collectServer(ch chan<- prometheus.Metric, router string, s *server.Server) {
-	st := s.Stats()
-	listen, dst := s.Label(), s.Config().Dst
+// collectTally reports the counts of a route: those of the running
+// generation, and of the ones before it while they have connections open
+// (a reload that kept the route's router, address and destination kept
+// its tally too).
+func collectTally(ch chan<- prometheus.Metric, tl *tally) {
+	st := tl.t.Stats()
+	router, listen, dst := tl.router, tl.listen, tl.dst
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append([]string{router, listen}, labels...)...)
 	}
@@ -148,7 +152,7 @@ func (c *Collector) collectNames(ch chan<- prometheus.Metric, r *Router) {
 }
 
 func (c *Collector) collectInterpreter(ch chan<- prometheus.Metric, r *Router) {
-	st, kind := r.interpStats, r.kind
+	st, kind := r.names.stats, r.names.cfg.Interpreter.Kind
 	ch <- prometheus.MustNewConstMetric(interpUpdatesDesc, prometheus.CounterValue, float64(st.Updates.Load()), r.label, kind)
 	ch <- prometheus.MustNewConstMetric(interpErrorsDesc, prometheus.CounterValue, float64(st.Errors.Load()), r.label, kind)
 	ch <- prometheus.MustNewConstMetric(interpReconnectsDesc, prometheus.CounterValue, float64(st.Reconnects.Load()), r.label, kind)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,20 +80,36 @@ func (w *worker) wake(bal *balancer.Balancer) {
 	}
 }
 
-// Proxy is a running Switchyard: its event loops and its routers.
+// Proxy is a running Switchyard: the runtime (event loops, pipe pools,
+// listening sockets) and the generation it runs (see generation).
 type Proxy struct {
 	log      *slog.Logger
+	opt      Options
 	workers  []*worker
-	routers  []*Router
 	runErr   chan error
 	events   *events
 	stopping atomic.Bool // Stop has begun
-	access   *accessLog  // nil unless [log] access
+	limit    uint64      // open files, for max_connections = 0
 	// eventsRunning: Start got as far as running the event goroutine,
 	// which Stop then ends.
 	eventsRunning bool
 	stop          sync.Once
 	procs         int // GOMAXPROCS before Start, restored by Stop
+
+	gen atomic.Pointer[generation] // the one new connections go to
+
+	// mu serializes Reload, the release of generations and Stop, and
+	// guards what follows.
+	mu       sync.Mutex
+	nextGen  uint64
+	live     []*generation                // not yet released, the current one last
+	servers  map[serverKey]*server.Server // the current generation's
+	gone     []*server.Server             // removed by a reload, connections still open
+	tallies  map[tallyKey]*tally          // of the live generations
+	reloaded atomic.Uint64                // reloads that succeeded
+	// releasing counts the release goroutines under way: Stop waits for
+	// them before the loops go.
+	releasing sync.WaitGroup
 }
 
 // Start builds the event loops and routers of cfg, binds every server and
@@ -111,31 +128,22 @@ type Options struct {
 // StartWith is Start with options.
 func StartWith(cfg *Config, log *slog.Logger, opt Options) (*Proxy, error) {
 	n := cfg.workers()
-	// max_connections = 0 is a share of the open-files limit, given to a
-	// copy: the caller's configuration keeps saying 0.
-	cfg = cfg.withServersCopied()
 	limit, err := openFilesLimit()
 	if err != nil {
 		limit = fallbackOpenFiles
 	}
-	cfg.FitOpenFiles(limit)
+	if opt.AccessHandler == nil {
+		opt.AccessHandler = func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) }
+	}
 	// Each loop holds its P even while it waits for events (see
 	// netpoll.Loop.wait): keep one P for everything else.
 	procs := runtime.GOMAXPROCS(0)
 	if procs < n+1 {
 		runtime.GOMAXPROCS(n + 1)
 	}
-	p := &Proxy{log: log, runErr: make(chan error, n), procs: procs, events: newEvents(log)}
-	if cfg.Log.Access {
-		if opt.AccessHandler == nil {
-			opt.AccessHandler = func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) }
-		}
-		a, err := newAccessLog(cfg.Log.AccessPath, opt.AccessHandler)
-		if err != nil {
-			runtime.GOMAXPROCS(procs)
-			return nil, err
-		}
-		p.access = a
+	p := &Proxy{
+		log: log, opt: opt, limit: limit, runErr: make(chan error, n), procs: procs, events: newEvents(log),
+		servers: map[serverKey]*server.Server{}, tallies: map[tallyKey]*tally{},
 	}
 	for i := 0; i < n; i++ {
 		l, err := netpoll.NewLoop(i)
@@ -154,28 +162,127 @@ func StartWith(cfg *Config, log *slog.Logger, opt Options) (*Proxy, error) {
 		p.workers = append(p.workers, w)
 		go p.runLoop(w)
 	}
-	loops := p.loops()
-	for i := range cfg.Routers {
-		r, err := newRouter(p, &cfg.Routers[i])
-		if err != nil {
-			p.Stop()
-			return nil, err
-		}
-		p.routers = append(p.routers, r)
-		if err := r.listen(loops); err != nil {
-			p.Stop()
-			return nil, err
-		}
+	p.mu.Lock()
+	pl, err := p.build(p.fit(cfg))
+	if err == nil {
+		p.commit(pl)
 	}
-	var watched []watchedServer
-	for _, r := range p.routers {
-		for _, srv := range r.servers {
-			watched = append(watched, watchedServer{router: r.label, srv: srv})
-		}
+	p.mu.Unlock()
+	if err != nil {
+		p.Stop()
+		return nil, err
 	}
 	p.eventsRunning = true
-	go p.events.run(func() []watchedServer { return watched })
+	go p.events.run(p.watched)
 	return p, nil
+}
+
+// fit returns a copy of cfg with max_connections = 0 made a share of the
+// open-files limit: the caller's configuration keeps saying 0.
+func (p *Proxy) fit(cfg *Config) *Config {
+	cfg = cfg.withServersCopied()
+	cfg.FitOpenFiles(p.limit)
+	return cfg
+}
+
+// Reload builds a generation of cfg and swaps it in: servers whose address
+// cfg keeps go on accepting on the same sockets (no connection is refused
+// across the swap) under its settings, new ones start, those it drops stop
+// accepting while their connections run to their end, and routers whose
+// interpreter and balancer settings are unchanged (or can be taken in
+// place, as static names can) keep their names, balancers and load.
+// Connections open keep the generation they started in.
+//
+// What a running proxy cannot change (the [runtime] section) keeps its
+// running value: each such key comes back in notes. On error nothing has
+// changed. Safe from any goroutine; reloads run one at a time.
+func (p *Proxy) Reload(cfg *Config) (notes []string, err error) {
+	p.mu.Lock()
+	if p.stopping.Load() {
+		p.mu.Unlock()
+		return nil, errors.New("reload: the proxy is stopping")
+	}
+	cfg = p.fit(cfg)
+	notes = keepRuntime(cfg, p.gen.Load().cfg)
+	pl, err := p.build(cfg)
+	if err != nil {
+		p.mu.Unlock()
+		return nil, err
+	}
+	removed := p.commit(pl)
+	p.reloaded.Add(1)
+	p.mu.Unlock()
+	// Outside the lock: a loop slow to close its listener holds up only
+	// this reload, not the release of older generations.
+	for _, s := range removed {
+		s.Shut()
+	}
+	return notes, nil
+}
+
+// keepRuntime sets cfg's [runtime] to the running one's and says which
+// keys differed.
+func keepRuntime(cfg, running *Config) []string {
+	var notes []string
+	note := func(key string, want, have int) {
+		if want != have {
+			notes = append(notes, fmt.Sprintf("runtime.%s = %d takes a restart: keeping %d", key, want, have))
+		}
+	}
+	note("workers", cfg.Runtime.Workers, running.Runtime.Workers)
+	note("pipe_size", cfg.Runtime.PipeSize, running.Runtime.PipeSize)
+	note("max_pipes", cfg.Runtime.MaxPipes, running.Runtime.MaxPipes)
+	cfg.Runtime = running.Runtime
+	return notes
+}
+
+// Config returns the configuration running: the last one Start or Reload
+// took, with max_connections = 0 made a number.
+func (p *Proxy) Config() *Config { return p.gen.Load().cfg }
+
+// Generation numbers the configuration running: 1 for Start's, one more
+// for each reload.
+func (p *Proxy) Generation() uint64 { return p.gen.Load().id }
+
+// afterLoops calls done once every loop has run a task posted now, or has
+// stopped: no loop is then inside a task that began before. A loop whose
+// queue is full is asked again until it takes the task.
+func (p *Proxy) afterLoops(done func()) {
+	var left atomic.Int32
+	left.Store(int32(len(p.workers)))
+	one := func() {
+		if left.Add(-1) == 0 {
+			done()
+		}
+	}
+	for _, w := range p.workers {
+		postRetry(w.loop, one)
+	}
+}
+
+// postRetryDelay is how long postRetry waits before asking a loop whose
+// queue was full again.
+const postRetryDelay = 10 * time.Millisecond
+
+// postRetry runs f on l, or here if l has stopped.
+func postRetry(l *netpoll.Loop, f func()) {
+	switch err := l.Post(f); {
+	case errors.Is(err, netpoll.ErrQueueFull):
+		time.AfterFunc(postRetryDelay, func() { postRetry(l, f) })
+	case err != nil:
+		f()
+	}
+}
+
+// watched is the tallies the event goroutine logs connect failures of.
+func (p *Proxy) watched() []*tally {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*tally, 0, len(p.tallies))
+	for _, tl := range p.tallies {
+		out = append(out, tl)
+	}
+	return out
 }
 
 // runLoop runs one loop: it is the loop's goroutine, named for stack dumps.
@@ -197,11 +304,23 @@ func (p *Proxy) loops() []*netpoll.Loop {
 
 func (p *Proxy) worker(l *netpoll.Loop) *worker { return p.workers[l.ID()] }
 
-// Routers returns the routers in configuration order.
-func (p *Proxy) Routers() []*Router { return p.routers }
+// Routers returns the running generation's routers in configuration order.
+func (p *Proxy) Routers() []*Router { return p.gen.Load().routers }
 
 // Workers is the number of event loops.
 func (p *Proxy) Workers() int { return len(p.workers) }
+
+// allServers returns every server with a listening socket or a
+// connection open: the running generation's and those a reload removed.
+func (p *Proxy) allServers() []*server.Server {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*server.Server, 0, len(p.servers)+len(p.gone))
+	for _, s := range p.servers {
+		out = append(out, s)
+	}
+	return append(out, p.gone...)
+}
 
 // Stop closes every listener and connection (reason shutdown), stops the
 // loops and the interpreters' watches, and waits for the loops to exit. It
@@ -209,16 +328,24 @@ func (p *Proxy) Workers() int { return len(p.workers) }
 func (p *Proxy) Stop() error {
 	var errs []error
 	p.stop.Do(func() {
-		p.stopping.Store(true)
-		if p.access != nil {
-			p.access.stop()
+		p.mu.Lock()
+		p.stopping.Store(true) // under mu: no Reload or release after this
+		live := slices.Clone(p.live)
+		servers := make([]*server.Server, 0, len(p.servers)+len(p.gone))
+		for _, s := range p.servers {
+			servers = append(servers, s)
+		}
+		servers = append(servers, p.gone...)
+		p.mu.Unlock()
+		for _, g := range live {
+			if g.access != nil {
+				g.access.stop()
+			}
 		}
 		// No server takes a new connection from here on, on any loop,
 		// while the loops close down one by one.
-		for _, r := range p.routers {
-			for _, s := range r.servers {
-				s.Close()
-			}
+		for _, s := range servers {
+			s.Close()
 		}
 		for _, w := range p.workers {
 			w.loop.Stop()
@@ -232,17 +359,27 @@ func (p *Proxy) Stop() error {
 		if p.eventsRunning {
 			p.events.close()
 		}
-		// The loops have stopped: no stream records any more.
-		if p.access != nil {
-			if err := p.access.close(); err != nil {
-				errs = append(errs, err)
+		// The loops have stopped: no stream records any more, and no
+		// generation is released from here on but by us.
+		p.releasing.Wait()
+		var closing []*names
+		for _, g := range live {
+			if g.access != nil {
+				if err := g.access.close(); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			for _, nm := range g.names() {
+				if !slices.Contains(closing, nm) {
+					closing = append(closing, nm)
+				}
 			}
 		}
 		// Interpreters wake waiting connections by posting to the
 		// loops: stop them before the loops' descriptors go.
-		for _, r := range p.routers {
-			if err := r.binder.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("router %s: %w", r.label, err))
+		for _, nm := range closing {
+			if err := nm.binder.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("router %s: %w", nm.cfg.Label, err))
 			}
 		}
 		// Every loop has exited and every interpreter has stopped, so
@@ -273,20 +410,16 @@ func ConnectFailureName(i int) string { return server.ConnectFailure(i).String()
 // new connections are refused while those open run on (a drain). Safe
 // from any goroutine.
 func (p *Proxy) Shut() {
-	for _, r := range p.routers {
-		for _, s := range r.servers {
-			s.Shut()
-		}
+	for _, s := range p.allServers() {
+		s.Shut()
 	}
 }
 
 // Open returns the number of connections open on every server.
 func (p *Proxy) Open() int64 {
 	var n int64
-	for _, r := range p.routers {
-		for _, s := range r.servers {
-			n += s.Open()
-		}
+	for _, s := range p.allServers() {
+		n += s.Open()
 	}
 	return n
 }

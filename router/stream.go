@@ -102,7 +102,7 @@ func (s *stream) start(w *worker, r *Router, fd int, env *server.Envelope) {
 		s.finish(server.ReasonReset)
 		return
 	}
-	name, err := r.binder.Bind(env.Dst, w.loop.Now())
+	name, err := r.names.binder.Bind(env.Dst, w.loop.Now())
 	if err != nil {
 		s.finish(server.ReasonNamesFull)
 		return
@@ -219,7 +219,7 @@ func (s *stream) connect() {
 // aside.
 func (s *stream) failed(ep *endpoint.Endpoint, now int64) {
 	if ep.Failed(now, s.r.client.FailureAccrual) {
-		s.r.proxy.events.setAside(s.r, s.env.Dst, ep)
+		s.r.gen.p.events.setAside(s.r, s.env.Dst, ep)
 	}
 }
 
@@ -390,7 +390,7 @@ func (s *stream) finish(reason server.Reason) {
 		up, down := s.dup.Bytes()
 		s.env.Counters.AddBytes(up, down)
 	}
-	if a := s.r.proxy.access; a != nil {
+	if a := s.r.gen.access; a != nil {
 		s.recordAccess(a, reason, l.Now())
 	}
 	s.phase = phaseClosed
@@ -411,6 +411,8 @@ func (s *stream) finish(reason server.Reason) {
 	clear(s.triedBuf[:])
 	s.tried = nil
 	srv.Done(counters, reason)
+	s.r.gen.streamEnded(l)
+	s.r = nil
 	s.w.recycle(s)
 }
 

@@ -3,6 +3,8 @@ package server
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/switchyard-proxy/switchyard/netpoll"
 )
 
 // Counters are one loop's counts for one server: only that loop writes
@@ -26,6 +28,36 @@ type Counters struct {
 	Duration       Histogram
 
 	_ [64]byte // the next loop's counters start on another cache line
+}
+
+// Tally is the counters of one route of a server: a set per loop. Routes
+// that name the same router and destination for the same address may share
+// one, so that a reload that changes neither keeps counting where the last
+// one left off.
+type Tally struct {
+	loops []Counters
+}
+
+// NewTally returns a tally for loops event loops, numbered from 0.
+func NewTally(loops int) *Tally { return &Tally{loops: make([]Counters, loops)} }
+
+// Loop returns l's counters.
+func (t *Tally) Loop(l *netpoll.Loop) *Counters { return &t.loops[l.ID()] }
+
+// Stats sums the loops' counters. Active is the connections counted as
+// accepted and not yet as ended. Safe from any goroutine.
+func (t *Tally) Stats() Stats {
+	var st Stats
+	for i := range t.loops {
+		t.loops[i].add(&st)
+	}
+	var ended uint64
+	for _, n := range st.Ended {
+		ended += n
+	}
+	// Read after accepted, ended may count a connection accepted since.
+	st.Active = max(int64(st.Accepted)-int64(ended), 0)
+	return st
 }
 
 // AddBytes counts a finished stream's bytes. Its loop only.

@@ -37,7 +37,6 @@ type listener struct {
 	retry    netpoll.Timer
 	rsa      unix.RawSockaddrAny
 	env      Envelope
-	counters Counters // this loop's, of the server
 }
 
 func listen(addr netip.AddrPort) (*listener, error) {
@@ -150,6 +149,9 @@ func checkFree(addr netip.AddrPort) error {
 // register adds the listener to its loop and accepts what is already
 // waiting. Loop only.
 func (ln *listener) register() {
+	if ln.closed {
+		return // shut before its loop got to it
+	}
 	if err := ln.loop.Add(ln.fd, netpoll.EventIn, ln); err != nil {
 		// Cannot happen for a fresh socket on a live epoll; close it so
 		// the port is not silently half-served.
@@ -189,10 +191,12 @@ func (ln *listener) acceptAll() {
 	if ln.closed || ln.paused.Load() || ln.retry.Scheduled() {
 		return
 	}
+	rt := s.Route()
+	c := rt.Tally.Loop(ln.loop)
 	for i := 0; i < acceptBatch; i++ {
-		if !s.reserve() {
+		if !s.reserve(rt.MaxConnections) {
 			if !s.closing.Load() {
-				ln.pause()
+				ln.pause(rt, c)
 			}
 			return
 		}
@@ -207,14 +211,14 @@ func (ln *listener) acceptAll() {
 				unix.EHOSTUNREACH, unix.EOPNOTSUPP, unix.ENETUNREACH:
 				continue // this connection is gone; the next may not be
 			default: // EMFILE, ENFILE, ENOBUFS, ENOMEM, ...
-				ln.counters.acceptErrors.Add(1)
+				c.acceptErrors.Add(1)
 				ln.rest()
 				return
 			}
 		}
-		ln.counters.accepted.Add(1)
-		ln.fill()
-		s.d.Dispatch(ln.loop, fd, &ln.env)
+		c.accepted.Add(1)
+		ln.fill(rt, c)
+		rt.Dispatcher.Dispatch(ln.loop, fd, &ln.env)
 		if ln.retry.Scheduled() {
 			return // the connection found the host short of resources: rest
 		}
@@ -231,16 +235,17 @@ func (ln *listener) rest() {
 }
 
 // pause stops accepting at max_connections until a connection ends.
-func (ln *listener) pause() {
+func (ln *listener) pause(rt *Route, c *Counters) {
 	s := ln.srv
 	if !ln.paused.CompareAndSwap(false, true) {
 		return
 	}
 	s.npaused.Add(1)
-	ln.counters.pausedAtLimit.Add(1)
-	// A connection may have ended between reserve and pause; its release
-	// saw no paused listener, so look again ourselves.
-	if s.active.Load() < int64(s.cfg.MaxConnections) {
+	c.pausedAtLimit.Add(1)
+	// A connection may have ended between reserve and pause, or a reload
+	// raised the limit; their resume saw no paused listener, so look
+	// again ourselves.
+	if s.active.Load() < int64(s.Route().MaxConnections) {
 		s.resume()
 	}
 }
@@ -254,19 +259,19 @@ func (ln *listener) accept() (int, unix.Errno) {
 	return int(fd), e
 }
 
-func (ln *listener) fill() {
-	s, now := ln.srv, ln.loop.Now()
+func (ln *listener) fill(rt *Route, c *Counters) {
+	now := ln.loop.Now()
 	ln.env = Envelope{
 		Source:          rawAddrPort(&ln.rsa),
-		Server:          s,
-		Counters:        &ln.counters,
-		Dst:             s.cfg.Dst,
+		Server:          ln.srv,
+		Counters:        c,
+		Dst:             rt.Dst,
 		Accepted:        now,
-		ConnectDeadline: now + int64(s.cfg.ConnectTimeout),
-		IdleTimeout:     s.cfg.IdleTimeout,
+		ConnectDeadline: now + int64(rt.ConnectTimeout),
+		IdleTimeout:     rt.IdleTimeout,
 	}
-	if s.cfg.Lifetime > 0 {
-		ln.env.LifetimeDeadline = now + int64(s.cfg.Lifetime)
+	if rt.Lifetime > 0 {
+		ln.env.LifetimeDeadline = now + int64(rt.Lifetime)
 	}
 }
 

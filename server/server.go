@@ -13,19 +13,28 @@ import (
 	"github.com/switchyard-proxy/switchyard/netpoll"
 )
 
-// Config is what a server needs from the configuration.
+// Config is where a server listens: what a server keeps across reloads.
 type Config struct {
+	Listen netip.AddrPort
+	// Inherited is a listening socket to accept on instead of binding
+	// Listen (systemd's socket activation); 0: none, since inherited
+	// descriptors start at 3. The server owns it from Listen on.
+	Inherited int
+}
+
+// Route is what one generation of the configuration says about a server's
+// connections: where they go, their deadlines, how many may be open, and
+// what they count into. A reload gives a server a new Route; a connection
+// keeps the Route it was accepted under. Immutable once set.
+type Route struct {
 	Router         string
-	Listen         netip.AddrPort
 	Dst            string
 	ConnectTimeout time.Duration
 	Lifetime       time.Duration // 0: none
 	IdleTimeout    time.Duration // 0: none
 	MaxConnections int
-	// Inherited is a listening socket to accept on instead of binding
-	// Listen (systemd's socket activation); 0: none, since inherited
-	// descriptors start at 3. The server owns it from Listen on.
-	Inherited int
+	Dispatcher     Dispatcher
+	Tally          *Tally
 }
 
 // Dispatcher takes accepted connections.
@@ -37,15 +46,17 @@ type Dispatcher interface {
 	Dispatch(loop *netpoll.Loop, fd int, env *Envelope)
 }
 
-// Server is one listening address of a router.
+// Server is one listening address: its sockets, one per loop, and the
+// connections open on it. It outlives reloads that keep its address; its
+// Route says what each reload wants done with what it accepts.
 type Server struct {
 	cfg       Config
-	d         Dispatcher
+	route     atomic.Pointer[Route]
 	addr      netip.AddrPort // bound address (port resolved when Listen had 0)
 	label     string         // addr, for logs and metrics; set by Listen
 	listeners []*listener
 
-	active  atomic.Int64 // accepted and not yet Done, plus in-flight reservations
+	active  atomic.Int64 // accepted and not yet Done, plus in-flight reservations, every Route's
 	npaused atomic.Int32
 	closing atomic.Bool // Close was called: accept nothing more
 }
@@ -67,14 +78,29 @@ type Stats struct {
 	Duration        HistogramStats     // accept → close
 }
 
-// New returns a server that hands its connections to d. It does not listen
-// until Listen.
-func New(cfg Config, d Dispatcher) *Server {
-	return &Server{cfg: cfg, d: d}
+// New returns a server that accepts under rt. It does not listen until
+// Listen. rt.Tally must have a set of counters per loop Listen is given.
+func New(cfg Config, rt *Route) *Server {
+	s := &Server{cfg: cfg}
+	s.route.Store(rt)
+	return s
 }
 
-// Config returns the server's configuration.
+// Config returns where the server listens.
 func (s *Server) Config() Config { return s.cfg }
+
+// Route returns the route connections are accepted under now.
+func (s *Server) Route() *Route { return s.route.Load() }
+
+// SetRoute has connections accepted from now on, on every loop, go by rt.
+// Those open keep theirs. A listener paused at max_connections looks again
+// at the new limit. Safe from any goroutine.
+func (s *Server) SetRoute(rt *Route) {
+	s.route.Store(rt)
+	if s.npaused.Load() > 0 {
+		s.resume()
+	}
+}
 
 // Addr is the bound address, valid after Listen.
 func (s *Server) Addr() netip.AddrPort { return s.addr }
@@ -88,9 +114,20 @@ func (s *Server) Label() string {
 	return s.label
 }
 
-// Listen binds one listening socket per loop and registers each with its
-// loop through the loop's queue. On error nothing stays open.
+// Listen binds the server's sockets and starts accepting: Bind, then
+// Start. On error nothing stays open.
 func (s *Server) Listen(loops []*netpoll.Loop) error {
+	if err := s.Bind(loops); err != nil {
+		return err
+	}
+	s.Start()
+	return nil
+}
+
+// Bind binds one listening socket per loop (or takes the inherited one),
+// without accepting yet: connections wait in the kernel's backlog until
+// Start. On error nothing stays open.
+func (s *Server) Bind(loops []*netpoll.Loop) error {
 	addr := s.cfg.Listen
 	if addr.Port() != 0 && s.cfg.Inherited == 0 {
 		if err := checkFree(addr); err != nil {
@@ -111,7 +148,7 @@ func (s *Server) Listen(loops []*netpoll.Loop) error {
 				ln.closeUnregistered()
 			}
 			if s.cfg.Inherited != 0 && len(lns) == 0 {
-				unix.Close(s.cfg.Inherited) // ours from Listen on
+				unix.Close(s.cfg.Inherited) // ours from Bind on
 			}
 			return fmt.Errorf("server %s: %w", s.cfg.Listen, err)
 		}
@@ -125,16 +162,23 @@ func (s *Server) Listen(loops []*netpoll.Loop) error {
 	s.addr = addr
 	s.label = addr.String()
 	s.listeners = lns
-	for i, ln := range lns {
-		if err := ln.loop.Post(ln.register); err != nil {
-			// The ones posted are the loops' to close; the rest ours.
-			for _, rest := range lns[i:] {
-				rest.closeUnregistered()
-			}
-			return fmt.Errorf("server %s: %w", s.cfg.Listen, err)
-		}
-	}
 	return nil
+}
+
+// Unbind closes the sockets of a server bound and never started.
+func (s *Server) Unbind() {
+	for _, ln := range s.listeners {
+		ln.closeUnregistered()
+	}
+}
+
+// Start registers each socket with its loop, through the loop's queue:
+// the server accepts from then on. A loop whose queue is full is asked
+// again until it takes the task.
+func (s *Server) Start() {
+	for _, ln := range s.listeners {
+		ln.postRegister()
+	}
 }
 
 // Done records the end of a connection handed to the Dispatcher, counting
@@ -145,12 +189,11 @@ func (s *Server) Done(c *Counters, r Reason) {
 	s.release()
 }
 
-// Stats returns the sum of the loops' counters. Safe from any goroutine.
+// Stats returns the counts of the current route's tally, with Active the
+// connections open on the server under any route. Safe from any goroutine.
 func (s *Server) Stats() Stats {
-	st := Stats{Active: s.active.Load()}
-	for _, ln := range s.listeners {
-		ln.counters.add(&st)
-	}
+	st := s.Route().Tally.Stats()
+	st.Active = s.active.Load()
 	return st
 }
 
@@ -183,12 +226,24 @@ func (s *Server) Shut() {
 	}
 }
 
-// shutRetryDelay is how long Shut waits before asking a loop whose queue
-// was full again; shutWait bounds how long it waits for the loops.
+// shutRetryDelay is how long Shut and Start wait before asking a loop
+// whose queue was full again; shutWait bounds how long it waits for the loops.
 const (
 	shutRetryDelay = 10 * time.Millisecond
 	shutWait       = 5 * time.Second
 )
+
+// postRegister has the listener's loop register it. A full queue is asked
+// again until it takes the task; a loop that has stopped never will, and
+// the socket is closed here.
+func (ln *listener) postRegister() {
+	switch err := ln.loop.Post(ln.register); {
+	case errors.Is(err, netpoll.ErrQueueFull):
+		time.AfterFunc(shutRetryDelay, ln.postRegister)
+	case err != nil:
+		ln.closeUnregistered()
+	}
+}
 
 // postShut has the listener's loop close it, then calls done. A full
 // queue is asked again until it takes the task; a loop that has stopped
@@ -210,12 +265,12 @@ func (ln *listener) postShut(done func()) {
 // Safe from any goroutine.
 func (s *Server) Open() int64 { return s.active.Load() }
 
-// reserve takes a slot under max_connections before an accept.
-func (s *Server) reserve() bool {
+// reserve takes a slot under limit (max_connections) before an accept.
+func (s *Server) reserve(limit int) bool {
 	if s.closing.Load() {
 		return false
 	}
-	if s.active.Add(1) > int64(s.cfg.MaxConnections) {
+	if s.active.Add(1) > int64(limit) {
 		s.active.Add(-1)
 		return false
 	}
@@ -255,7 +310,7 @@ func (s *Server) resume() {
 func (s *Server) ResourceExhausted(l *netpoll.Loop) {
 	for _, ln := range s.listeners {
 		if ln.loop == l {
-			ln.counters.resourceWaits.Add(1)
+			s.Route().Tally.Loop(l).resourceWaits.Add(1)
 			ln.rest()
 		}
 	}

@@ -37,10 +37,8 @@ func startLoops(t *testing.T, n int) []*netpoll.Loop {
 
 func startServer(t *testing.T, cfg Config, loops []*netpoll.Loop) *Server {
 	t.Helper()
-	cfg.MaxConnections = 100
-	cfg.ConnectTimeout = time.Second
 	d := &closingDispatcher{}
-	s := New(cfg, d)
+	s := New(cfg, &Route{MaxConnections: 100, ConnectTimeout: time.Second, Dispatcher: d, Tally: NewTally(len(loops))})
 	d.s = s
 	if err := s.Listen(loops); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/switchyard-proxy/switchyard/binder"
@@ -10,14 +12,16 @@ import (
 // adminSource is what the admin endpoint shows and acts upon.
 type adminSource struct {
 	proxy    *router.Proxy
-	cfg      *router.Config
 	ready    atomic.Bool   // listeners bound, no drain begun
 	shutdown chan struct{} // capacity 1: POST /shutdown asks serve to drain
+	// reloads carries POST /reload to serve, which answers on the
+	// channel sent (capacity 1, so that serve never waits on it).
+	reloads chan chan reloadResult
 }
 
 func (a *adminSource) Ready() bool { return a.ready.Load() }
 
-func (a *adminSource) Config() any { return a.cfg }
+func (a *adminSource) Config() any { return a.proxy.Config() }
 
 // routerState is one router in GET /routers.
 type routerState struct {
@@ -38,4 +42,21 @@ func (a *adminSource) Shutdown() {
 	case a.shutdown <- struct{}{}:
 	default: // a drain is already asked for
 	}
+}
+
+// errStopping answers a POST /reload that comes during a stop.
+var errStopping = errors.New("stopping: no reload")
+
+func (a *adminSource) Reload(stop <-chan struct{}) (string, error) {
+	reply := make(chan reloadResult, 1)
+	select {
+	case a.reloads <- reply:
+	case <-stop:
+		return "", errStopping
+	}
+	res := <-reply
+	if res.err != nil {
+		return "", errors.New(problemsText(res.err))
+	}
+	return fmt.Sprintf("reloaded: configuration %d", res.generation), nil
 }

@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/switchyard-proxy/switchyard/admin"
 	"github.com/switchyard-proxy/switchyard/cmd/internal/systemd"
 	"github.com/switchyard-proxy/switchyard/router"
 )
@@ -105,14 +104,7 @@ func serve(cfg *router.Config, path string, log *slog.Logger, opt router.Options
 	if err != nil {
 		log.Warn("cannot raise the open-files limit", "soft", soft, "hard", hard, "err", err)
 	}
-	if soft > 0 {
-		cfg.FitOpenFiles(soft)
-	}
-	if need := cfg.DescriptorsNeeded(soft); soft > 0 && need > soft {
-		log.Warn("the open-files limit is below what the configuration can use: "+
-			"accepting will pause when descriptors run out",
-			"limit", soft, "needed", need, "hint", "raise LimitNOFILE or lower max_connections / max_pipes")
-	}
+	fitOpenFiles(cfg, soft, log)
 	if err := inheritSockets(cfg, log); err != nil {
 		log.Error("start failed", "err", err)
 		return 1
@@ -136,28 +128,18 @@ func serve(cfg *router.Config, path string, log *slog.Logger, opt router.Options
 		log.Error("start failed", "err", err)
 		return 1
 	}
-	var listening []string
-	for _, r := range p.Routers() {
-		for _, s := range r.Servers() {
-			listening = append(listening, fmt.Sprintf("%s:%s->%s", r.Label(), s.Addr(), s.Config().Dst))
-		}
+	sv := &service{p: p, path: path, log: log, notify: notify, soft: soft}
+	sv.src = &adminSource{proxy: p, shutdown: make(chan struct{}, 1), reloads: make(chan chan reloadResult)}
+	sv.metrics = metricsHandler(p)
+	if err := sv.startAdmin(cfg.Admin); err != nil {
+		log.Error("start failed", "err", err)
+		_ = p.Stop()
+		return 1
 	}
-	servers := len(listening)
-	src := &adminSource{proxy: p, cfg: cfg, shutdown: make(chan struct{}, 1)}
-	var adm *admin.Server
-	if cfg.Admin.Listen != "" {
-		adm, err = admin.Start(cfg.Admin.Listen, src, admin.Options{Pprof: cfg.Admin.Pprof, Metrics: metricsHandler(p)}, log)
-		if err != nil {
-			log.Error("start failed", "err", err)
-			_ = p.Stop()
-			return 1
-		}
-		defer adm.Close()
-		listening = append(listening, "admin:"+adm.Addr().String())
-	}
-	src.ready.Store(true)
-	log.Info("started", "version", version, "config", path, "workers", p.Workers(), "servers", listening)
-	if err := notify.Ready(fmt.Sprintf("serving %d servers on %d event loops", servers, p.Workers())); err != nil {
+	defer sv.closeAdmin()
+	sv.src.ready.Store(true)
+	log.Info("started", "version", version, "config", path, "workers", p.Workers(), "servers", sv.listening())
+	if err := notify.Ready(sv.status()); err != nil {
 		log.Warn("cannot notify systemd", "err", err)
 	}
 	watch := newResourceWatch(p)
@@ -176,27 +158,26 @@ wait:
 			watch.report(log)
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				log.Warn("SIGHUP ignored: configuration reload is not supported yet; restart to apply changes")
+				_, after := sv.reload("SIGHUP")
+				after()
 				continue
 			}
-			log.Info("stopping", "signal", sig.String())
-			src.ready.Store(false)
-			_ = notify.Stopping("stopping on " + sig.String())
-			drain(p, cfg.Admin.DrainTimeout, sigs, log)
+			sv.stopping("stopping on "+sig.String(), "signal", sig.String())
+			drain(p, p.Config().Admin.DrainTimeout, sigs, log)
 			break wait
-		case <-src.shutdown:
-			log.Info("stopping", "request", "POST /shutdown")
-			src.ready.Store(false)
-			_ = notify.Stopping("stopping on POST /shutdown")
-			drain(p, cfg.Admin.DrainTimeout, sigs, log)
+		case reply := <-sv.src.reloads:
+			res, after := sv.reload("POST /reload")
+			reply <- res
+			after()
+		case <-sv.src.shutdown:
+			sv.stopping("stopping on POST /shutdown", "request", "POST /shutdown")
+			drain(p, p.Config().Admin.DrainTimeout, sigs, log)
 			break wait
 		}
 	}
 	close(stopPings)
 	<-pingsDone
-	if adm != nil {
-		_ = adm.Close() // before the loops go: a scrape asks them for their pipes
-	}
+	sv.closeAdmin() // before the loops go: a scrape asks them for their pipes
 	err = p.Stop()
 	for _, r := range p.Routers() {
 		for _, s := range r.Servers() {
@@ -213,6 +194,20 @@ wait:
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// fitOpenFiles gives max_connections = 0 its share of the open-files limit
+// and warns when the configuration can use more descriptors than it.
+func fitOpenFiles(cfg *router.Config, soft uint64, log *slog.Logger) {
+	if soft == 0 {
+		return
+	}
+	cfg.FitOpenFiles(soft)
+	if need := cfg.DescriptorsNeeded(soft); need > soft {
+		log.Warn("the open-files limit is below what the configuration can use: "+
+			"accepting will pause when descriptors run out",
+			"limit", soft, "needed", need, "hint", "raise LimitNOFILE or lower max_connections / max_pipes")
+	}
 }
 
 func failureSummary(st router.ServerStats) map[string]uint64 {

@@ -488,13 +488,7 @@ func TestSecondInstanceOnTheSameAddressFails(t *testing.T) {
 // are bound, WATCHDOG=1 every half watchdog interval while the loops
 // answer, STOPPING=1 on SIGTERM; read in order from a real datagram socket.
 func TestSystemdNotify(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "notify")
-	sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sock.Close()
-	t.Setenv("NOTIFY_SOCKET", path)
+	sock := notifySocket(t)
 	t.Setenv("WATCHDOG_USEC", "200000")
 	c, _ := startChild(t, nil, forwardConfig(echoBackend(t), ""))
 	next := func() string {
@@ -873,4 +867,18 @@ func startActivated(t *testing.T, config string, files []*os.File) (*child, []st
 		f.Close()
 	}
 	return c, servers
+}
+
+// notifySocket is a datagram socket that stands for systemd's: the
+// children started after it send their sd_notify messages to it.
+func notifySocket(t *testing.T) *net.UnixConn {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify")
+	sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sock.Close() })
+	t.Setenv("NOTIFY_SOCKET", path)
+	return sock
 }

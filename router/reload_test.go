@@ -1,0 +1,267 @@
+package router
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-proxy/switchyard/interpreter"
+	"github.com/switchyard-proxy/switchyard/server"
+)
+
+// withEndpoints returns a copy of cfg whose static name has the backends
+// given.
+func withEndpoints(cfg *Config, backends ...string) *Config {
+	out := cfg.withServersCopied()
+	var eps []interpreter.Endpoint
+	for _, b := range backends {
+		eps = append(eps, interpreter.Endpoint{Addr: netip.MustParseAddrPort(b), Weight: 1})
+	}
+	out.Routers[0].Interpreter.Settings = &interpreter.StaticSettings{Names: map[string][]interpreter.Endpoint{testDst: eps}}
+	return out
+}
+
+// hold opens a connection through addr to a named backend and returns it
+// with the backend's name, the connection left open.
+func hold(t *testing.T, addr string) (*net.TCPConn, string) {
+	t.Helper()
+	c := dial(t, addr)
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Write([]byte("?\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(e2eWait))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("held connection: %v", err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	return c, strings.TrimSuffix(line, "\n")
+}
+
+func reload(t *testing.T, p *testProxy, cfg *Config) {
+	t.Helper()
+	notes, err := p.Reload(cfg)
+	if err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if len(notes) > 0 {
+		t.Fatalf("Reload notes: %v", notes)
+	}
+}
+
+// A reload that changes a static name's endpoints hands them to the
+// balancer in place: the name keeps its balancer, the endpoint that stays
+// keeps its load (a connection open on it), and new connections go by
+// that load, to the endpoint added.
+func TestReloadKeepsNamesAndLoad(t *testing.T) {
+	a, b := startNamedBackend(t, "A"), startNamedBackend(t, "B")
+	cfg := testConfig(a.addr)
+	p := startProxy(t, cfg)
+	held, name := hold(t, p.addr)
+	if name != "A" {
+		t.Fatalf("held connection reached %q, want A", name)
+	}
+	before := p.Routers()[0].Binder()
+
+	reload(t, p, withEndpoints(cfg, a.addr, b.addr))
+	if p.Generation() != 2 {
+		t.Fatalf("generation %d after a reload, want 2", p.Generation())
+	}
+	if p.Routers()[0].Binder() != before {
+		t.Fatal("the reload built a new binder: names in use lost their balancers")
+	}
+	st := nameState(t, p)
+	loads := map[string]int64{}
+	for _, e := range st.Endpoints {
+		loads[e.Addr.String()] = e.Load
+	}
+	if loads[a.addr] != 1 || loads[b.addr] != 0 || len(loads) != 2 {
+		t.Fatalf("endpoint loads after the reload %v, want %s: 1, %s: 0", loads, a.addr, b.addr)
+	}
+	expectRoute(t, p.addr, "B", 5) // A carries the held connection
+	if _, err := held.Write([]byte("?\n")); err != nil {
+		t.Fatalf("the held connection broke across the reload: %v", err)
+	}
+}
+
+// A reload whose router needs a new binder (here bind_idle changed)
+// builds one for new connections; the old generation keeps its own for
+// the connections it has open, and is released, its binder closed, when
+// the last of them ends.
+func TestReloadReleasesTheOldGenerationAtItsLastStream(t *testing.T) {
+	a, b := startNamedBackend(t, "A"), startNamedBackend(t, "B")
+	cfg := testConfig(a.addr)
+	p := startProxy(t, cfg)
+	held, _ := hold(t, p.addr)
+	old := p.Routers()[0].Binder()
+
+	next := withEndpoints(cfg, b.addr)
+	next.Routers[0].BindIdle = time.Hour
+	reload(t, p, next)
+	if p.Routers()[0].Binder() == old {
+		t.Fatal("bind_idle changed and the binder was kept")
+	}
+	expectRoute(t, p.addr, "B", 3)
+	if n := live(p); n != 2 {
+		t.Fatalf("%d generations live with a stream of the first open, want 2", n)
+	}
+	if old.Len() != 1 {
+		t.Fatalf("the old generation's binder has %d names while its stream is open, want 1", old.Len())
+	}
+	held.Close()
+	waitFor(t, "the first generation released", e2eWait, func() bool { return live(p) == 1 })
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.live[0].routers[0].names.binder == old {
+		t.Fatal("the generation released is the new one")
+	}
+}
+
+// A reload that fails (a new server on an address another socket holds)
+// changes nothing: the generation, the servers, the descriptors.
+func TestReloadThatFailsChangesNothing(t *testing.T) {
+	a, b := startNamedBackend(t, "A"), startNamedBackend(t, "B")
+	cfg := testConfig(a.addr)
+	p := startProxy(t, cfg)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	expectRoute(t, p.addr, "A", 1)
+	fds, g := socketFDs(t), goroutines()
+
+	bad := withEndpoints(cfg, b.addr)
+	srv := bad.Routers[0].Servers[0]
+	srv.Listen = netip.MustParseAddrPort(taken.Addr().String())
+	bad.Routers[0].Servers = append(bad.Routers[0].Servers, srv)
+	bad.Routers[0].BindIdle = time.Hour // so that the failed build made a binder to close
+	_, err = p.Reload(bad)
+	if !errors.Is(err, server.ErrAddrInUse) || !strings.Contains(err.Error(), taken.Addr().String()) {
+		t.Fatalf("Reload = %v, want address in use naming %s", err, taken.Addr())
+	}
+	if p.Generation() != 1 || p.Config().Routers[0].BindIdle != cfg.Routers[0].BindIdle {
+		t.Fatalf("a failed reload changed the configuration: generation %d", p.Generation())
+	}
+	expectRoute(t, p.addr, "A", 3)
+	waitFor(t, "descriptors back", e2eWait, func() bool { return socketFDs(t) <= fds })
+	waitFor(t, "goroutines back", e2eWait, func() bool { return goroutines() <= g })
+	reload(t, p, withEndpoints(cfg, b.addr))
+	if p.Generation() != 2 {
+		t.Fatalf("generation %d after a failed reload and a good one, want 2", p.Generation())
+	}
+	expectRoute(t, p.addr, "B", 2)
+}
+
+// Servers a reload drops stop accepting while their connections run on;
+// servers it adds start; the count of open connections spans both.
+func TestReloadAddsAndRemovesServers(t *testing.T) {
+	a := startNamedBackend(t, "A")
+	cfg := testConfig(a.addr)
+	second := cfg.Routers[0].Servers[0]
+	cfg.Routers[0].Servers = append(cfg.Routers[0].Servers, second)
+	p := startProxy(t, cfg)
+	dropped := p.Routers()[0].Servers()[1].Addr().String()
+	held, _ := hold(t, dropped)
+
+	next := cfg.withServersCopied()
+	next.Routers[0].Servers[1].Listen = netip.MustParseAddrPort("127.0.0.2:0")
+	reload(t, p, next)
+	added := p.Routers()[0].Servers()[1].Addr().String()
+	if added == dropped {
+		t.Fatalf("the new server took the dropped one's address %s", added)
+	}
+	expectRoute(t, added, "A", 2)
+	expectRoute(t, p.addr, "A", 2)
+	if c, err := net.DialTimeout("tcp", dropped, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("a connection to the dropped server %s was accepted", dropped)
+	}
+	if n := p.Open(); n != 1 {
+		t.Fatalf("open connections %d, want the held one", n)
+	}
+	if _, err := held.Write([]byte("?\n")); err != nil {
+		t.Fatalf("the held connection on the dropped server broke: %v", err)
+	}
+	line, err := bufio.NewReader(held).ReadString('\n')
+	if err != nil || line != "A\n" {
+		t.Fatalf("the held connection answered %q, %v", line, err)
+	}
+	held.Close()
+	waitFor(t, "the dropped server's connection ended", e2eWait, func() bool { return p.Open() == 0 })
+	waitFor(t, "the dropped server forgotten", e2eWait, func() bool { return len(p.allServers()) == 2 })
+}
+
+// What a running proxy cannot change comes back as notes, and keeps its
+// running value.
+func TestReloadKeepsTheRuntime(t *testing.T) {
+	a := startNamedBackend(t, "A")
+	cfg := testConfig(a.addr)
+	p := startProxy(t, cfg)
+	next := cfg.withServersCopied()
+	next.Runtime.Workers, next.Runtime.MaxPipes = 3, 7
+	notes, err := p.Reload(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"runtime.workers = 3 takes a restart: keeping 2", "runtime.max_pipes = 7 takes a restart: keeping 64"}
+	if strings.Join(notes, "|") != strings.Join(want, "|") {
+		t.Fatalf("notes %q, want %q", notes, want)
+	}
+	if rt := p.Config().Runtime; rt != cfg.Runtime {
+		t.Fatalf("running runtime %+v, want %+v", rt, cfg.Runtime)
+	}
+	expectRoute(t, p.addr, "A", 2)
+}
+
+// A server whose address a reload keeps keeps its counters when its
+// router and destination stay, and the metrics read them across reloads.
+func TestReloadKeepsCountersOfARouteUnchanged(t *testing.T) {
+	a, b := startNamedBackend(t, "A"), startNamedBackend(t, "B")
+	cfg := testConfig(a.addr)
+	p := startProxy(t, cfg)
+	expectRoute(t, p.addr, "A", 3)
+	for i := range 6 {
+		reload(t, p, withEndpoints(cfg, []string{a.addr, b.addr}[i%2]))
+	}
+	expectRoute(t, p.addr, "B", 2)
+	waitFor(t, "5 connections ended", e2eWait, func() bool { return p.srv.Stats().Active == 0 })
+	st := p.srv.Stats()
+	var ended uint64
+	for _, n := range st.Ended {
+		ended += n
+	}
+	if st.Accepted != 5 || ended != 5 {
+		t.Fatalf("accepted %d and ended %d across reloads, want 5 and 5", st.Accepted, ended)
+	}
+}
+
+// socketFDs counts this process's open sockets: the descriptors a reload
+// would leak, not the splice pipes the loops pool as traffic needs them.
+func socketFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(target, "socket:") {
+			n++
+		}
+	}
+	return n
+}
+
+// live counts the generations not yet released.
+func live(p *testProxy) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.live)
+}
