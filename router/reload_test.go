@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +58,7 @@ func reload(t *testing.T, p *testProxy, cfg *Config) {
 
 // A reload that changes a static name's endpoints hands them to the
 // balancer in place: the name keeps its balancer, the endpoint that stays
-// keeps its load (a connection open on it), and new connections go by
+// keeps its load (a connection open on it), and a new connection goes by
 // that load, to the endpoint added.
 func TestReloadKeepsNamesAndLoad(t *testing.T) {
 	a, b := startNamedBackend(t, "A"), startNamedBackend(t, "B")
@@ -84,7 +85,9 @@ func TestReloadKeepsNamesAndLoad(t *testing.T) {
 	if loads[a.addr] != 1 || loads[b.addr] != 0 || len(loads) != 2 {
 		t.Fatalf("endpoint loads after the reload %v, want %s: 1, %s: 0", loads, a.addr, b.addr)
 	}
-	expectRoute(t, p.addr, "B", 5) // A carries the held connection
+	if _, name := hold(t, p.addr); name != "B" { // A carries the held connection
+		t.Fatalf("the connection after the reload reached %q, want B: the load of A was lost", name)
+	}
 	if _, err := held.Write([]byte("?\n")); err != nil {
 		t.Fatalf("the held connection broke across the reload: %v", err)
 	}
@@ -264,4 +267,38 @@ func live(p *testProxy) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.live)
+}
+
+// A reload opens the access log again: after logrotate moves the file, the
+// connections accepted after the reload are logged in a new file at the
+// path, and a connection open across it in the moved one, which is closed
+// when that connection, the old generation's last, ends.
+func TestReloadOpensTheAccessLogAgain(t *testing.T) {
+	a := startNamedBackend(t, "A")
+	dir := t.TempDir()
+	path, moved := filepath.Join(dir, "access.log"), filepath.Join(dir, "access.log.1")
+	cfg := testConfig(a.addr)
+	cfg.Log = LogConfig{Access: true, AccessPath: path}
+	p := startProxy(t, cfg)
+	held, _ := hold(t, p.addr)
+	expectRoute(t, p.addr, "A", 1)
+	waitFor(t, "the first line written", e2eWait, func() bool { return countLines(t, path) == 1 })
+	if err := os.Rename(path, moved); err != nil {
+		t.Fatal(err)
+	}
+	reload(t, p, cfg)
+	expectRoute(t, p.addr, "A", 2)
+	waitFor(t, "two lines in the new file", e2eWait, func() bool { return countLines(t, path) == 2 })
+	held.Close()
+	waitFor(t, "the held connection's line in the moved file", e2eWait, func() bool { return countLines(t, moved) == 2 })
+	waitFor(t, "the old generation released", e2eWait, func() bool { return live(p) == 1 })
+}
+
+func countLines(t *testing.T, path string) int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return strings.Count(string(data), "\n")
 }
