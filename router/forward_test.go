@@ -231,6 +231,9 @@ func TestAllEndpointsRefused(t *testing.T) {
 	if got := st.ConnectFailures[server.ConnectRefused]; got != 2 {
 		t.Errorf("refused attempts = %d, want 2 (one per endpoint)", got)
 	}
+	if st.ConnectAttempts != 2 {
+		t.Errorf("connect attempts = %d, want 2", st.ConnectAttempts)
+	}
 }
 
 func TestNoEndpoints(t *testing.T) {

@@ -25,6 +25,8 @@ var (
 	bytesDesc = prometheus.NewDesc(namespace+"_bytes_total",
 		"Bytes moved by closed connections: up is client to endpoint, down endpoint to client.",
 		[]string{"router", "server", "dst", "direction"}, nil)
+	connectAttemptsDesc = prometheus.NewDesc(namespace+"_connect_attempts_total",
+		"Connect attempts to endpoints (a connection makes one per endpoint it tries).", []string{"router", "server", "dst"}, nil)
 	connectFailuresDesc = prometheus.NewDesc(namespace+"_connect_failures_total",
 		"Failed connect attempts to endpoints, by cause.", []string{"router", "server", "dst", "cause"}, nil)
 	acceptPausesDesc = prometheus.NewDesc(namespace+"_accept_pauses_total",
@@ -70,7 +72,7 @@ func (p *Proxy) Collector(version string) *Collector { return &Collector{p: p, v
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{acceptedDesc, openDesc, closedDesc, bytesDesc, connectFailuresDesc,
+	for _, d := range []*prometheus.Desc{acceptedDesc, openDesc, closedDesc, bytesDesc, connectAttemptsDesc, connectFailuresDesc,
 		acceptPausesDesc, connectLatencyDesc, durationDesc, namesDesc, endpointsDesc, waitersDesc,
 		interpUpdatesDesc, interpErrorsDesc, interpReconnectsDesc, interpAgeDesc, pipesDesc, buildDesc} {
 		ch <- d
@@ -110,6 +112,7 @@ func collectTally(ch chan<- prometheus.Metric, tl *tally) {
 	}
 	counter(bytesDesc, st.BytesUp, dst, "up")
 	counter(bytesDesc, st.BytesDown, dst, "down")
+	counter(connectAttemptsDesc, st.ConnectAttempts, dst)
 	for f, n := range st.ConnectFailures {
 		counter(connectFailuresDesc, n, dst, server.ConnectFailure(f).String())
 	}

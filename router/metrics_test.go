@@ -62,6 +62,7 @@ switchyard_connections_open{` + sorted + `} 1
 		{"switchyard_bytes_total{" + labels + `,direction="up"}`, streams * size},
 		{"switchyard_bytes_total{" + labels + `,direction="down"}`, streams * size},
 		{"switchyard_connect_duration_seconds_count{" + labels + "}", streams + 1},
+		{"switchyard_connect_attempts_total{" + labels + "}", streams + 1},
 		{"switchyard_stream_duration_seconds_count{" + labels + "}", streams},
 		{`switchyard_names{router="test",state="bound"}`, 1},
 		{`switchyard_endpoints{router="test",dst="` + testDst + `",state="available"}`, 1},

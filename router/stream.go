@@ -195,13 +195,16 @@ func (s *stream) connect() {
 				unix.Close(fd)
 			}
 		}
+		if err == nil || !endpoint.IsResourceError(err) {
+			s.env.Counters.ConnectAttempted()
+		}
 		if err != nil {
 			ep.Release()
 			if endpoint.IsResourceError(err) {
 				// Not the endpoint's fault: try again shortly, while
 				// the listener rests so no more clients pile in.
 				s.tried = s.tried[:len(s.tried)-1]
-				s.env.Server.ResourceExhausted(l)
+				s.env.Server.ResourceExhausted(l, s.env.Counters)
 				l.Schedule(&s.timer, min(now+int64(resourceRetryDelay), s.env.ConnectDeadline), s)
 				return
 			}

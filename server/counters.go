@@ -17,6 +17,7 @@ type Counters struct {
 	pausedAtLimit atomic.Uint64
 	acceptErrors  atomic.Uint64
 	resourceWaits atomic.Uint64
+	connectTried  atomic.Uint64
 	connectFailed [NumConnectFailures]atomic.Uint64
 	ended         [NumReasons]atomic.Uint64
 	bytesUp       atomic.Uint64
@@ -66,6 +67,9 @@ func (c *Counters) AddBytes(up, down uint64) {
 	c.bytesDown.Add(down)
 }
 
+// ConnectAttempted counts a connect attempt to an endpoint. Its loop only.
+func (c *Counters) ConnectAttempted() { c.connectTried.Add(1) }
+
 // ConnectFailed counts a failed connect attempt. Its loop only.
 func (c *Counters) ConnectFailed(f ConnectFailure) { c.connectFailed[f].Add(1) }
 
@@ -75,6 +79,7 @@ func (c *Counters) add(st *Stats) {
 	st.PausedAtLimit += c.pausedAtLimit.Load()
 	st.AcceptErrors += c.acceptErrors.Load()
 	st.ResourceWaits += c.resourceWaits.Load()
+	st.ConnectAttempts += c.connectTried.Load()
 	st.BytesUp += c.bytesUp.Load()
 	st.BytesDown += c.bytesDown.Load()
 	for i := range st.Ended {

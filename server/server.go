@@ -68,7 +68,10 @@ type Stats struct {
 	PausedAtLimit uint64 // times accepting stopped at max_connections
 	AcceptErrors  uint64 // accept4 failures (EMFILE, ENFILE, ...)
 	ResourceWaits uint64 // connects put off for want of fds or memory
-	// ConnectFailures counts failed connect attempts (not connections: a
+
+	ConnectAttempts uint64
+	// ConnectAttempts counts connect attempts to endpoints (a connection
+	// may make several); ConnectFailures counts those that failed (not connections: a
 	// connection may make several) by cause.
 	ConnectFailures [NumConnectFailures]uint64
 	Ended           [NumReasons]uint64 // connections ended, by reason
@@ -303,14 +306,14 @@ func (s *Server) resume() {
 	}
 }
 
-// ResourceExhausted records that a connection accepted on loop could not
-// get a descriptor (or memory) to reach its endpoint, and rests the server's
-// listener on that loop for a moment: new clients wait in the kernel's
-// backlog instead of being accepted only to fail. Loop only.
-func (s *Server) ResourceExhausted(l *netpoll.Loop) {
+// ResourceExhausted records, in c, that a connection accepted on loop could
+// not get a descriptor (or memory) to reach its endpoint, and rests the
+// server's listener on that loop for a moment: new clients wait in the
+// kernel's backlog instead of being accepted only to fail. Loop only.
+func (s *Server) ResourceExhausted(l *netpoll.Loop, c *Counters) {
+	c.resourceWaits.Add(1)
 	for _, ln := range s.listeners {
 		if ln.loop == l {
-			s.Route().Tally.Loop(l).resourceWaits.Add(1)
 			ln.rest()
 		}
 	}
