@@ -45,8 +45,12 @@ type Options struct {
 
 // Server is a running admin endpoint.
 type Server struct {
-	srv    *http.Server
-	ln     net.Listener
+	srv *http.Server
+	ln  net.Listener
+	// cancel ends the context of every request, at Close: a request
+	// waiting on the process (POST /reload) gives up instead of holding
+	// the close up.
+	cancel context.CancelFunc
 	done   chan struct{}
 	closed sync.Once
 	err    error
@@ -58,10 +62,13 @@ func Start(addr string, src Source, opt Options, log *slog.Logger) (*Server, err
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
+	base, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		ln:   ln,
-		done: make(chan struct{}),
+		ln:     ln,
+		cancel: cancel,
+		done:   make(chan struct{}),
 		srv: &http.Server{
+			BaseContext:       func(net.Listener) context.Context { return base },
 			Handler:           Handler(src, opt),
 			ReadHeaderTimeout: 5 * time.Second,
 			// pprof's profile and trace run for their seconds= (30 by
@@ -91,6 +98,7 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // a few seconds. Later calls return the first one's result.
 func (s *Server) Close() error {
 	s.closed.Do(func() {
+		s.cancel()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if s.err = s.srv.Shutdown(ctx); s.err != nil {

@@ -109,7 +109,7 @@ func (ev *events) run(tallies func() []*tally) {
 				if now == prev {
 					continue
 				}
-				attrs := []any{"router", tl.router, "listen", tl.listen, "dst", tl.dst, "interval", failureLogInterval}
+				attrs := []any{"router", tl.key.router, "listen", tl.key.listen, "dst", tl.key.dst, "interval", failureLogInterval}
 				for cause := range now {
 					if d := now[cause] - prev[cause]; d > 0 {
 						attrs = append(attrs, server.ConnectFailure(cause).String(), d)

@@ -63,16 +63,13 @@ type names struct {
 // Generations whose server has the same address, router and destination
 // share one, so that a reload that changes neither keeps its counts.
 type tally struct {
-	t                   *server.Tally
-	router, listen, dst string
-	key                 tallyKey
-	refs                int // generations using it; under Proxy.mu
+	t    *server.Tally
+	key  tallyKey // its labels
+	refs int      // generations using it; under Proxy.mu
 }
 
 type tallyKey struct {
-	router string
-	addr   serverKey
-	dst    string
+	router, listen, dst string // listen: the bound address
 }
 
 // serverKey names a listening address across reloads: its configured
@@ -148,11 +145,6 @@ func (p *Proxy) build(cfg *Config) (*plan, error) {
 		g.routers = append(g.routers, r)
 		for j, sc := range rc.Servers {
 			key := keys[i][j]
-			tk := tallyKey{router: rc.Label, addr: key, dst: sc.Dst}
-			tl := p.tallies[tk]
-			if tl == nil {
-				tl = &tally{t: server.NewTally(len(loops)), router: rc.Label, dst: sc.Dst, key: tk}
-			}
 			rt := &server.Route{
 				Router:         rc.Label,
 				Dst:            sc.Dst,
@@ -161,7 +153,6 @@ func (p *Proxy) build(cfg *Config) (*plan, error) {
 				IdleTimeout:    sc.IdleTimeout,
 				MaxConnections: sc.MaxConnections,
 				Dispatcher:     r,
-				Tally:          tl.t,
 			}
 			s := p.servers[key]
 			if s == nil {
@@ -174,9 +165,14 @@ func (p *Proxy) build(cfg *Config) (*plan, error) {
 			} else {
 				pl.routes = append(pl.routes, staged{s, rt})
 			}
-			if tl.listen == "" {
-				tl.listen = s.Label()
+			// The bound address names the tally: a server on port 0
+			// that a reload gives a new port counts anew.
+			tk := tallyKey{router: rc.Label, listen: s.Label(), dst: sc.Dst}
+			tl := p.tallies[tk]
+			if tl == nil {
+				tl = &tally{t: server.NewTally(len(loops)), key: tk}
 			}
+			rt.Tally = tl.t // before Start or SetRoute publishes rt
 			pl.servers[key] = s
 			r.servers = append(r.servers, s)
 			g.tallies = append(g.tallies, tl)
@@ -291,6 +287,11 @@ func (p *Proxy) commit(pl *plan) (removed []*server.Server) {
 	}
 	for k, s := range p.servers {
 		if pl.servers[k] != s {
+			// Accepting nothing more from here on, before the
+			// barrier: once it has run, no loop starts a stream in
+			// the old generation through s either. Its sockets are
+			// closed by Reload, outside the lock.
+			s.Close()
 			removed = append(removed, s)
 		}
 	}
@@ -398,4 +399,11 @@ func pruneGone(gone []*server.Server) []*server.Server {
 	}
 	clear(gone[len(out):])
 	return out
+}
+
+// liveGenerations counts the generations not yet released.
+func (p *Proxy) liveGenerations() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.live)
 }

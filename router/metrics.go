@@ -52,6 +52,12 @@ var (
 		"Seconds since an interpreter's last good answer; absent before the first.", []string{"router", "kind"}, nil)
 	pipesDesc = prometheus.NewDesc(namespace+"_pipes",
 		"Splice pipes of the event loops: in use by a stream, or pooled.", []string{"state"}, nil)
+	reloadsDesc = prometheus.NewDesc(namespace+"_reloads_total",
+		"Configuration reloads, by result: taken, or failed (the running configuration kept).", []string{"result"}, nil)
+	generationDesc = prometheus.NewDesc(namespace+"_config_generation",
+		"The configuration running: 1 at start, one more for each reload taken.", nil, nil)
+	generationsLiveDesc = prometheus.NewDesc(namespace+"_config_generations_live",
+		"Configurations live: the running one, and those before it with connections still open.", nil, nil)
 	buildDesc = prometheus.NewDesc(namespace+"_build_info",
 		"Always 1: the version of Switchyard and of Go it was built with.", []string{"version", "goversion"}, nil)
 )
@@ -74,7 +80,8 @@ func (p *Proxy) Collector(version string) *Collector { return &Collector{p: p, v
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{acceptedDesc, openDesc, closedDesc, bytesDesc, connectAttemptsDesc, connectFailuresDesc,
 		acceptPausesDesc, connectLatencyDesc, durationDesc, namesDesc, endpointsDesc, waitersDesc,
-		interpUpdatesDesc, interpErrorsDesc, interpReconnectsDesc, interpAgeDesc, pipesDesc, buildDesc} {
+		interpUpdatesDesc, interpErrorsDesc, interpReconnectsDesc, interpAgeDesc, pipesDesc, buildDesc,
+		reloadsDesc, generationDesc, generationsLiveDesc} {
 		ch <- d
 	}
 }
@@ -82,6 +89,10 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(buildDesc, prometheus.GaugeValue, 1, c.version, runtime.Version())
+	ch <- prometheus.MustNewConstMetric(reloadsDesc, prometheus.CounterValue, float64(c.p.reloads[reloadTaken].Load()), "taken")
+	ch <- prometheus.MustNewConstMetric(reloadsDesc, prometheus.CounterValue, float64(c.p.reloads[reloadFailed].Load()), "failed")
+	ch <- prometheus.MustNewConstMetric(generationDesc, prometheus.GaugeValue, float64(c.p.Generation()))
+	ch <- prometheus.MustNewConstMetric(generationsLiveDesc, prometheus.GaugeValue, float64(c.p.liveGenerations()))
 	for _, tl := range c.p.watched() {
 		collectTally(ch, tl)
 	}
@@ -101,7 +112,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 // its tally too).
 func collectTally(ch chan<- prometheus.Metric, tl *tally) {
 	st := tl.t.Stats()
-	router, listen, dst := tl.router, tl.listen, tl.dst
+	router, listen, dst := tl.key.router, tl.key.listen, tl.key.dst
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append([]string{router, listen}, labels...)...)
 	}

@@ -100,13 +100,15 @@ type Proxy struct {
 
 	// mu serializes Reload, the release of generations and Stop, and
 	// guards what follows.
-	mu       sync.Mutex
-	nextGen  uint64
-	live     []*generation                // not yet released, the current one last
-	servers  map[serverKey]*server.Server // the current generation's
-	gone     []*server.Server             // removed by a reload, connections still open
-	tallies  map[tallyKey]*tally          // of the live generations
-	reloaded atomic.Uint64                // reloads that succeeded
+	mu      sync.Mutex
+	nextGen uint64
+	live    []*generation                // not yet released, the current one last
+	servers map[serverKey]*server.Server // the current generation's
+	gone    []*server.Server             // removed by a reload, connections still open
+	tallies map[tallyKey]*tally          // of the live generations
+	// reloads counts reloads by result: taken, or failed (here or, as
+	// ReloadFailed says, before the configuration reached the proxy).
+	reloads [2]atomic.Uint64
 	// releasing counts the release goroutines under way: Stop waits for
 	// them before the loops go.
 	releasing sync.WaitGroup
@@ -202,16 +204,24 @@ func (p *Proxy) Reload(cfg *Config) (notes []string, err error) {
 		p.mu.Unlock()
 		return nil, errors.New("reload: the proxy is stopping")
 	}
+	if n := len(p.live); n >= maxGenerations {
+		p.mu.Unlock()
+		p.reloads[reloadFailed].Add(1)
+		return nil, fmt.Errorf("reload refused: %d configurations are live, the oldest still with connections open "+
+			"(each reload keeps the one before until its last connection ends; lifetime and idle_timeout bound how long)", n)
+	}
+	cfg = cfg.withServersCopied()
+	notes = keepRuntime(cfg, p.gen.Load().cfg) // before fit: it sizes by the runtime that runs
 	cfg = p.fit(cfg)
-	notes = keepRuntime(cfg, p.gen.Load().cfg)
 	pl, err := p.build(cfg)
 	if err != nil {
 		p.mu.Unlock()
+		p.reloads[reloadFailed].Add(1)
 		return nil, err
 	}
 	removed := p.commit(pl)
-	p.reloaded.Add(1)
 	p.mu.Unlock()
+	p.reloads[reloadTaken].Add(1)
 	// Outside the lock: a loop slow to close its listener holds up only
 	// this reload, not the release of older generations.
 	for _, s := range removed {
@@ -219,6 +229,22 @@ func (p *Proxy) Reload(cfg *Config) (notes []string, err error) {
 	}
 	return notes, nil
 }
+
+// Indexes of Proxy.reloads.
+const (
+	reloadTaken = iota
+	reloadFailed
+)
+
+// ReloadFailed counts, for the metrics, a reload that failed before it
+// reached Reload: the file could not be read or was not valid.
+func (p *Proxy) ReloadFailed() { p.reloads[reloadFailed].Add(1) }
+
+// maxGenerations bounds the generations live at once: the running one and
+// those before it that still have connections open. Each holds its
+// binders' watches and its access log; past the bound a reload is refused
+// until the oldest is released.
+const maxGenerations = 16
 
 // keepRuntime sets cfg's [runtime] to the running one's and says which
 // keys differed.

@@ -7,7 +7,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -262,12 +264,7 @@ func socketFDs(t testing.TB) int {
 	return n
 }
 
-// live counts the generations not yet released.
-func live(p *testProxy) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.live)
-}
+func live(p *testProxy) int { return p.liveGenerations() }
 
 // A reload opens the access log again: after logrotate moves the file, the
 // connections accepted after the reload are logged in a new file at the
@@ -301,4 +298,101 @@ func countLines(t *testing.T, path string) int {
 		t.Fatal(err)
 	}
 	return strings.Count(string(data), "\n")
+}
+
+// A reload that drops a router with two servers and no connection open
+// releases its generation at once; neither server may take a connection
+// after that, into a generation whose binder and access log are closed.
+func TestReloadDroppingARouterStopsAllItsServers(t *testing.T) {
+	a := startNamedBackend(t, "A")
+	cfg := testConfig(a.addr)
+	cfg.Log = LogConfig{Access: true, AccessPath: filepath.Join(t.TempDir(), "access.log")}
+	gone := cfg.Routers[0]
+	gone.Label = "gone"
+	gone.Servers = []ServerConfig{gone.Servers[0], gone.Servers[0]}
+	cfg.Routers = append(cfg.Routers, gone)
+	p := startProxy(t, cfg)
+	var (
+		mu      sync.Mutex
+		dropped []string // every address the router has listened on
+	)
+	for _, s := range p.Routers()[1].Servers() {
+		dropped = append(dropped, s.Addr().String())
+	}
+	next := cfg.withServersCopied()
+	next.Routers = next.Routers[:1]
+	// Clients keep dialling the servers of the router being dropped while
+	// it is, so that one may land between the swap and the close.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				mu.Lock()
+				addrs := slices.Clone(dropped)
+				mu.Unlock()
+				for _, addr := range addrs {
+					if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+						c.Close()
+					}
+				}
+			}
+		}()
+	}
+	for range 20 {
+		reload(t, p, next)
+		reload(t, p, cfg)
+		mu.Lock()
+		for _, s := range p.Routers()[1].Servers() {
+			dropped = append(dropped, s.Addr().String())
+		}
+		mu.Unlock()
+	}
+	reload(t, p, next)
+	close(stop)
+	wg.Wait()
+	waitFor(t, "the old generations released", e2eWait, func() bool { return live(p) == 1 })
+	for _, addr := range dropped {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Fatalf("a dropped server %s accepted a connection", addr)
+		}
+	}
+	expectRoute(t, p.addr, "A", 2)
+}
+
+// Reloads keep the generations before them live while they have
+// connections open, up to maxGenerations: past that a reload is refused,
+// with a reason, until the oldest is released.
+func TestReloadRefusedPastMaxGenerations(t *testing.T) {
+	a, b := startNamedBackend(t, "A"), startNamedBackend(t, "B")
+	cfg := testConfig(a.addr)
+	p := startProxy(t, cfg)
+	configs := []*Config{withEndpoints(cfg, b.addr), withEndpoints(cfg, a.addr)}
+	var held []*net.TCPConn
+	for i := range maxGenerations - 1 {
+		c, _ := hold(t, p.addr)
+		held = append(held, c)
+		reload(t, p, configs[i%2])
+	}
+	if n := live(p); n != maxGenerations {
+		t.Fatalf("%d generations live, want %d", n, maxGenerations)
+	}
+	hold(t, p.addr) // keeps the running one live too
+	if _, err := p.Reload(cfg); err == nil || !strings.Contains(err.Error(), "reload refused") {
+		t.Fatalf("Reload past %d live generations = %v, want refused", maxGenerations, err)
+	}
+	if p.Generation() != maxGenerations {
+		t.Fatalf("generation %d after a refused reload, want %d", p.Generation(), maxGenerations)
+	}
+	held[0].Close()
+	waitFor(t, "the oldest generation released", e2eWait, func() bool { return live(p) == maxGenerations-1 })
+	reload(t, p, cfg)
 }

@@ -31,7 +31,10 @@ type listener struct {
 	fd       int
 	addr     netip.AddrPort
 	wildcard bool
-	closed   bool
+	// closed: the socket is closed or being closed. Its loop sets it, but
+	// for a listener its loop never took (closeUnregistered), whose
+	// closer may race with that loop's shutdown: a CAS closes it once.
+	closed   atomic.Bool
 	paused   atomic.Bool // stopped at max_connections; shared with releasers
 	acceptFn func()      // ln.acceptAll, bound once so posting it never allocates
 	retry    netpoll.Timer
@@ -149,7 +152,7 @@ func checkFree(addr netip.AddrPort) error {
 // register adds the listener to its loop and accepts what is already
 // waiting. Loop only.
 func (ln *listener) register() {
-	if ln.closed {
+	if ln.closed.Load() {
 		return // shut before its loop got to it
 	}
 	if err := ln.loop.Add(ln.fd, netpoll.EventIn, ln); err != nil {
@@ -162,8 +165,7 @@ func (ln *listener) register() {
 }
 
 func (ln *listener) closeUnregistered() {
-	if !ln.closed {
-		ln.closed = true
+	if ln.closed.CompareAndSwap(false, true) {
 		unix.Close(ln.fd)
 	}
 }
@@ -177,8 +179,7 @@ func (ln *listener) OnTimer(int64) { ln.acceptAll() }
 
 // OnShutdown implements netpoll.Handler.
 func (ln *listener) OnShutdown() {
-	if !ln.closed {
-		ln.closed = true
+	if ln.closed.CompareAndSwap(false, true) {
 		ln.loop.Cancel(&ln.retry)
 		_ = ln.loop.Close(ln.fd)
 	}
@@ -188,7 +189,7 @@ func (ln *listener) OnShutdown() {
 // the end of a batch. Loop only.
 func (ln *listener) acceptAll() {
 	s := ln.srv
-	if ln.closed || ln.paused.Load() || ln.retry.Scheduled() {
+	if ln.closed.Load() || ln.paused.Load() || ln.retry.Scheduled() {
 		return
 	}
 	rt := s.Route()
@@ -229,7 +230,7 @@ func (ln *listener) acceptAll() {
 
 // rest stops accepting for acceptRetryDelay. Loop only.
 func (ln *listener) rest() {
-	if !ln.closed {
+	if !ln.closed.Load() {
 		ln.loop.Schedule(&ln.retry, ln.loop.Now()+int64(acceptRetryDelay), ln)
 	}
 }

@@ -44,15 +44,16 @@ func (a *adminSource) Shutdown() {
 	}
 }
 
-// errStopping answers a POST /reload that comes during a stop.
-var errStopping = errors.New("stopping: no reload")
+// errNotTaken answers a POST /reload that the process could not take:
+// it is stopping, or the endpoint is closing (a reload moved it).
+var errNotTaken = errors.New("not taken: the process is stopping or the admin endpoint closing; nothing changed")
 
 func (a *adminSource) Reload(stop <-chan struct{}) (string, error) {
 	reply := make(chan reloadResult, 1)
 	select {
 	case a.reloads <- reply:
 	case <-stop:
-		return "", errStopping
+		return "", errNotTaken
 	}
 	res := <-reply
 	if res.err != nil {

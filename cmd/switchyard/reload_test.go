@@ -961,3 +961,57 @@ func TestReloadNotifiesSystemd(t *testing.T) {
 		}
 	}
 }
+
+// A reload that moves the admin endpoint to an address in use fails and
+// leaves the endpoint where it was (the same one: a reload of the file it
+// runs moves nothing); one that moves it to a free address starts it there
+// and closes the old one.
+func TestReloadMovesTheAdminEndpoint(t *testing.T) {
+	a := tagBackend(t, "A")
+	addr := freeAddrs(t, 1)[0]
+	body := oneServer(addr, a)
+	c, _ := startChild(t, nil, body)
+	running := c.admin
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	withAdmin := func(listen string) string {
+		return strings.Replace(body, `listen = "127.0.0.2:0"`, fmt.Sprintf("listen = %q", listen), 1)
+	}
+
+	c.rewrite(t, withAdmin(taken.Addr().String()))
+	c.hup(t)
+	problems := c.expectReloadFailed(t)
+	if !strings.Contains(strings.Join(problems, "\n"), taken.Addr().String()) {
+		t.Errorf("the failure does not name the admin address in use: %q", problems)
+	}
+	if code, _ := c.do(t, "GET", "/live"); code != http.StatusOK {
+		t.Fatalf("the admin endpoint stopped answering after a failed move: %d", code)
+	}
+
+	c.rewrite(t, body)
+	c.hup(t)
+	last, _ := c.reloadOutcome(t)
+	if last["msg"] != "reloaded" || last["generation"] != float64(2) {
+		t.Fatalf("reload of the running file: %v", last)
+	}
+	if servers := fmt.Sprint(last["servers"]); !strings.Contains(servers, "admin:"+running) {
+		t.Errorf("after reloading the running file the servers are %s, want the admin endpoint left at %s", servers, running)
+	}
+	if code, _ := c.do(t, "GET", "/live"); code != http.StatusOK {
+		t.Fatalf("admin endpoint: %d", code)
+	}
+
+	moved := freeAddrs(t, 1)[0]
+	c.rewrite(t, withAdmin(moved))
+	c.hup(t)
+	c.expectReloaded(t, 3)
+	c.admin = moved
+	if code, _ := c.do(t, "GET", "/live"); code != http.StatusOK {
+		t.Fatalf("the moved admin endpoint on %s: %d", moved, code)
+	}
+	expectRefused(t, running)
+	expectBackend(t, addr, "A")
+}

@@ -64,6 +64,7 @@ func (sv *service) reload(trigger string) (res reloadResult, after func()) {
 	}
 	cfg, err := router.Load(sv.path)
 	if err != nil {
+		sv.p.ReloadFailed()
 		return fail(err)
 	}
 	fitOpenFiles(cfg, sv.soft, sv.log)
@@ -72,6 +73,7 @@ func (sv *service) reload(trigger string) (res reloadResult, after func()) {
 	oldAdm, oldCfg, moved := sv.adm, sv.admCfg, cfg.Admin.Listen != sv.admCfg.Listen || cfg.Admin.Pprof != sv.admCfg.Pprof
 	if moved && cfg.Admin.Listen != sv.admCfg.Listen {
 		if err := sv.startAdmin(cfg.Admin); err != nil {
+			sv.p.ReloadFailed()
 			return fail(err)
 		}
 	}
@@ -107,6 +109,7 @@ func (sv *service) moveAdmin(old *admin.Server, cfg router.AdminConfig) {
 	}
 	sv.closeAdmin()
 	if err := sv.startAdmin(cfg); err != nil {
+		sv.adm = nil // closed
 		sv.log.Error("admin endpoint not restarted after the reload", "err", err)
 		return
 	}
@@ -114,17 +117,17 @@ func (sv *service) moveAdmin(old *admin.Server, cfg router.AdminConfig) {
 }
 
 // startAdmin starts the admin endpoint of cfg, if it has one, as the
-// service's.
+// service's. On error the service's is left as it was.
 func (sv *service) startAdmin(cfg router.AdminConfig) error {
-	sv.adm, sv.admCfg = nil, cfg
-	if cfg.Listen == "" {
-		return nil
+	var adm *admin.Server
+	if cfg.Listen != "" {
+		var err error
+		adm, err = admin.Start(cfg.Listen, sv.src, admin.Options{Pprof: cfg.Pprof, Metrics: sv.metrics}, sv.log)
+		if err != nil {
+			return err
+		}
 	}
-	adm, err := admin.Start(cfg.Listen, sv.src, admin.Options{Pprof: cfg.Pprof, Metrics: sv.metrics}, sv.log)
-	if err != nil {
-		return err
-	}
-	sv.adm = adm
+	sv.adm, sv.admCfg = adm, cfg
 	return nil
 }
 
