@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchyard-proxy/switchyard/interpreter"
 	"github.com/switchyard-proxy/switchyard/server"
 )
@@ -244,6 +246,24 @@ func TestReloadKeepsCountersOfARouteUnchanged(t *testing.T) {
 	}
 	if st.Accepted != 5 || ended != 5 {
 		t.Fatalf("accepted %d and ended %d across reloads, want 5 and 5", st.Accepted, ended)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(p.Collector("test"))
+	p.ReloadFailed()
+	waitFor(t, "the old generations released", e2eWait, func() bool { return live(p) == 1 })
+	for _, c := range []struct {
+		name  string
+		value float64
+	}{
+		{`switchyard_connections_accepted_total{router="test",server="` + p.addr + `",dst="` + testDst + `"}`, 5},
+		{`switchyard_reloads_total{result="taken"}`, 6},
+		{`switchyard_reloads_total{result="failed"}`, 1},
+		{`switchyard_config_generation`, 7},
+		{`switchyard_config_generations_live`, 1},
+	} {
+		if got := sample(t, reg, c.name); got != c.value {
+			t.Errorf("%s = %v, want %v", c.name, got, c.value)
+		}
 	}
 }
 
