@@ -22,7 +22,7 @@ export BENCH_RUNS
 
 export GOTOOLCHAIN := local
 
-.PHONY: all build run test fuzz lint bench bench-compare bench-reload profile deps iperf3 graphviz systemd-analyze clean
+.PHONY: all build run test fuzz lint bench bench-compare bench-reload profile proto deps iperf3 graphviz systemd-analyze clean
 
 all: build
 
@@ -58,6 +58,8 @@ FUZZ_TARGETS := ./router:FuzzParse ./interpreter:FuzzParseEndpoint \
 	./interpreter/file:FuzzParseFile ./interpreter/file:FuzzName \
 	./interpreter/dns:FuzzParseName ./interpreter/dns:FuzzReadAnswer \
 	./interpreter/dns:FuzzParseServer ./interpreter/dns:FuzzReadServers \
+	./interpreter/destination:FuzzWireAddr ./interpreter/destination:FuzzUpdateSequence \
+	./interpreter/destination:FuzzUpdateWire \
 	./cmd/internal/systemd:FuzzParseFDNames ./cmd/internal/systemd:FuzzParseFDCount \
 	./cmd/internal/systemd:FuzzWatchdogInterval
 
@@ -71,6 +73,13 @@ lint: deps
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+# Regenerates interpreter/destination/destpb from its .proto files. Needs
+# protoc (gen.sh installs Debian's protobuf-compiler when run as root); the
+# plugins are pinned in gen.sh. The output is committed: build, test and CI
+# do not need this.
+proto:
+	bash interpreter/destination/gen.sh
 
 # The unit files in dist/systemd are checked with systemd-analyze verify.
 systemd-analyze:

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/interpreter"
+	"github.com/switchyard-proxy/switchyard/interpreter/destination"
 	"github.com/switchyard-proxy/switchyard/interpreter/dns"
 	"github.com/switchyard-proxy/switchyard/interpreter/file"
 	"github.com/switchyard-proxy/switchyard/interpreter/namerd"
@@ -19,6 +20,7 @@ var kinds = []interpreter.Kind{
 	namerd.Kind,
 	file.Kind,
 	dns.Kind,
+	destination.Kind,
 }
 
 func findKind(name string) (interpreter.Kind, bool) {

@@ -21,6 +21,8 @@ import (
 //   - namerd: the fixture writes the new answer to the open watch stream.
 //   - file: the service file is replaced (written aside, renamed over it);
 //     the interpreter reads a file once its events settle (75 ms).
+//   - destination: the fixture sends the add and the remove of the change
+//     on the open Get stream.
 //   - dns: the fixture's record changes; the interpreter asks again only
 //     when the TTL (1 s, which ttl_min allows) runs out, and each op starts
 //     just after the lookup that ended the one before: ns/op is about 1 s.
@@ -45,6 +47,12 @@ func BenchmarkUpdateToConnection(b *testing.B) {
 		replaceFile(b, dir, "test", serviceLine(be[0].addr))
 		p := startProxy(b, discoveryConfig("file", fileSettings(dir)))
 		benchmarkFollow(b, p, func(to int) { replaceFile(b, dir, "test", serviceLine(be[to].addr)) })
+	})
+	b.Run("destination", func(b *testing.B) {
+		be := startBothNamed(b)
+		f := startDstFixture(b, be[0].addr)
+		p := startProxy(b, f.config())
+		benchmarkFollow(b, p, func(to int) { f.setEndpoints(be[to].addr) })
 	})
 	b.Run("dns", func(b *testing.B) {
 		_, _, port := startSamePortBackends(b)
