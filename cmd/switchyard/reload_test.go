@@ -1008,6 +1008,7 @@ func TestReloadMovesTheAdminEndpoint(t *testing.T) {
 	c.rewrite(t, withAdmin(moved))
 	c.hup(t)
 	c.expectReloaded(t, 3)
+	c.waitFor(t, "admin endpoint moved") // the old one closed after the reload answered
 	c.admin = moved
 	if code, _ := c.do(t, "GET", "/live"); code != http.StatusOK {
 		t.Fatalf("the moved admin endpoint on %s: %d", moved, code)

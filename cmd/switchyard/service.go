@@ -105,6 +105,7 @@ func (sv *service) moveAdmin(old *admin.Server, cfg router.AdminConfig) {
 		if old != nil {
 			_ = old.Close()
 		}
+		sv.log.Info("admin endpoint moved", "listen", cfg.Listen)
 		return
 	}
 	sv.closeAdmin()
