@@ -665,7 +665,8 @@ func TestExampleInterpreterBlocksParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dsts := map[string]string{"namerd": "/svc/web", "file": "/svc/web", "dns": "/dns/example.com/80"}
+	dsts := map[string]string{"namerd": "/svc/web", "file": "/svc/web", "dns": "/dns/example.com/80",
+		"destination": "/svc/web.emojivoto.svc.cluster.local:8080"}
 	blocks := 0
 	for _, block := range strings.Split(string(data), "  #[routers.interpreter]\n")[1:] {
 		var table, kind, required strings.Builder
@@ -681,7 +682,8 @@ func TestExampleInterpreterBlocksParse(t *testing.T) {
 				}
 				// Keys with no default: the example shows a value.
 				if strings.HasPrefix(setting, "base_url") || strings.HasPrefix(setting, "dir") ||
-					strings.HasPrefix(setting, "server") || strings.HasPrefix(setting, "kind") {
+					strings.HasPrefix(setting, "server") || strings.HasPrefix(setting, "kind") ||
+					strings.HasPrefix(setting, "addr") {
 					required.WriteString(setting + "\n")
 				}
 			}
