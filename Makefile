@@ -60,6 +60,7 @@ FUZZ_TARGETS := ./router:FuzzParse ./interpreter:FuzzParseEndpoint \
 	./interpreter/dns:FuzzParseServer ./interpreter/dns:FuzzReadServers \
 	./interpreter/destination:FuzzWireAddr ./interpreter/destination:FuzzUpdateSequence \
 	./interpreter/destination:FuzzUpdateWire \
+	./interpreter/consul:FuzzReadHealth ./interpreter/consul:FuzzEndpointAddr \
 	./cmd/internal/systemd:FuzzParseFDNames ./cmd/internal/systemd:FuzzParseFDCount \
 	./cmd/internal/systemd:FuzzWatchdogInterval
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/interpreter"
+	"github.com/switchyard-proxy/switchyard/interpreter/consul"
 	"github.com/switchyard-proxy/switchyard/interpreter/destination"
 	"github.com/switchyard-proxy/switchyard/interpreter/dns"
 	"github.com/switchyard-proxy/switchyard/interpreter/file"
@@ -21,6 +22,7 @@ var kinds = []interpreter.Kind{
 	file.Kind,
 	dns.Kind,
 	destination.Kind,
+	consul.Kind,
 }
 
 func findKind(name string) (interpreter.Kind, bool) {

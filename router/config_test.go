@@ -666,7 +666,7 @@ func TestExampleInterpreterBlocksParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	dsts := map[string]string{"namerd": "/svc/web", "file": "/svc/web", "dns": "/dns/example.com/80",
-		"destination": "/svc/web.emojivoto.svc.cluster.local:8080"}
+		"destination": "/svc/web.emojivoto.svc.cluster.local:8080", "consul": "/svc/web"}
 	blocks := 0
 	for _, block := range strings.Split(string(data), "  #[routers.interpreter]\n")[1:] {
 		var table, kind, required strings.Builder

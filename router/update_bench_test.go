@@ -23,6 +23,9 @@ import (
 //     the interpreter reads a file once its events settle (75 ms).
 //   - destination: the fixture sends the add and the remove of the change
 //     on the open Get stream.
+//   - consul: the fixture answers the blocking query waiting for a change;
+//     each op waits a second first (timer stopped) for the name's query
+//     rate limit, as changes a second apart are.
 //   - dns: the fixture's record changes; the interpreter asks again only
 //     when the TTL (1 s, which ttl_min allows) runs out, and each op starts
 //     just after the lookup that ended the one before: ns/op is about 1 s.
@@ -53,6 +56,20 @@ func BenchmarkUpdateToConnection(b *testing.B) {
 		f := startDstFixture(b, be[0].addr)
 		p := startProxy(b, f.config())
 		benchmarkFollow(b, p, func(to int) { f.setEndpoints(be[to].addr) })
+	})
+	b.Run("consul", func(b *testing.B) {
+		be := startBothNamed(b)
+		f := startConsulFixture(b, be[0].addr)
+		p := startProxy(b, f.config())
+		benchmarkFollow(b, p, func(to int) {
+			// Each name's queries pass a token bucket (one a second
+			// after a burst of two): measure a change after a quiet
+			// second, as most are, not the bucket's rate.
+			b.StopTimer()
+			time.Sleep(1100 * time.Millisecond)
+			b.StartTimer()
+			f.setEndpoints(be[to].addr)
+		})
 	})
 	b.Run("dns", func(b *testing.B) {
 		_, _, port := startSamePortBackends(b)
