@@ -27,6 +27,7 @@ type consulFixture struct {
 	index   uint64
 	set     []string      // "IP:port"; nil: the service is unknown
 	changed chan struct{} // closed and replaced by each change
+	any     bool          // serve the set for every service; set before the first query
 }
 
 func startConsulFixture(t testing.TB, initial ...string) *consulFixture {
@@ -61,7 +62,7 @@ func (f *consulFixture) settings() *consul.Settings {
 func (f *consulFixture) config() *Config { return discoveryConfig("consul", f.settings()) }
 
 func (f *consulFixture) health(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/v1/health/service/test" || r.URL.Query().Get("passing") != "true" {
+	if !f.any && r.URL.Path != "/v1/health/service/test" || r.URL.Query().Get("passing") != "true" {
 		http.Error(w, "consul fixture: unexpected request "+r.URL.String(), http.StatusBadRequest)
 		return
 	}
@@ -88,7 +89,7 @@ func (f *consulFixture) health(w http.ResponseWriter, r *http.Request) {
 	for _, a := range set {
 		ap := netip.MustParseAddrPort(a)
 		entries = append(entries, fmt.Sprintf(
-			`{"Node":{"Node":"n1","Address":"192.0.2.1"},"Service":{"ID":"test-%d","Service":"test","Address":%q,"Port":%d,"Weights":{"Passing":1,"Warning":1}},"Checks":[]}`,
+			`{"Node":{"Node":"n1","Address":"192.0.2.1"},"Service":{"ID":"i-%d","Service":"s","Address":%q,"Port":%d,"Weights":{"Passing":1,"Warning":1}},"Checks":[]}`,
 			ap.Port(), ap.Addr().String(), ap.Port()))
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -35,6 +35,7 @@ type dstFixture struct {
 	srv     *grpc.Server
 	set     []string      // "IP:port"; nil: exists, no endpoints
 	changed chan struct{} // closed and replaced by each change
+	any     bool          // serve the set for every authority; set before the first Get
 }
 
 func startDstFixture(t testing.TB, initial ...string) *dstFixture {
@@ -103,10 +104,12 @@ func (f *dstFixture) config() *Config {
 }
 
 func (f *dstFixture) Get(req *destpb.GetDestination, s grpc.ServerStreamingServer[destpb.Update]) error {
-	if req.GetPath() != dstAuthority {
+	if req.GetPath() != dstAuthority && !f.any {
 		return s.Send(&destpb.Update{Update: &destpb.Update_NoEndpoints{NoEndpoints: &destpb.NoEndpoints{Exists: false}}})
 	}
-	f.gets.Add(1)
+	if req.GetPath() == dstAuthority {
+		f.gets.Add(1)
+	}
 	var sent []string
 	first := true
 	for {

@@ -83,6 +83,12 @@ func TestTenThousandNamesComeAndGo(t *testing.T) {
 		// descriptors in this process with the test's namerd: 2,000 fit
 		// the open-files limit.
 		{"namerd-watch", namerdWatchNames, 0, 8 << 20, 2000},
+		// One gRPC connection carries every name's Get stream.
+		{"destination", destinationNames, 0, 8 << 20, 1000},
+		// A blocking query a name, on at most max_connections (64)
+		// kept-alive connections: a reader and a writer each, and the
+		// test's server one per connection.
+		{"consul", consulNames, 3 * 64, 8 << 20, 1000},
 	} {
 		t.Run(tt.kind, func(t *testing.T) { manyNames(t, tt.setup, tt.slack, tt.keep, tt.names) })
 	}
@@ -156,6 +162,22 @@ func namerdWatchNames(t *testing.T, backend string, names int) (*Config, func(in
 		BackoffMin: 50 * time.Millisecond, BackoffMax: time.Second, Timeout: 10 * time.Second,
 	})
 	return cfg, func(i int) string { return fmt.Sprintf("/svc/%d", i) }
+}
+
+// destinationNames: a Destination service answering every authority with
+// backend, each Get stream held open.
+func destinationNames(t *testing.T, backend string, names int) (*Config, func(int) string) {
+	f := startDstFixture(t, backend)
+	f.any = true
+	return f.config(), func(i int) string { return fmt.Sprintf("/svc/n%d.test.svc.cluster.local:80", i) }
+}
+
+// consulNames: a Consul agent whose every service has backend as its one
+// passing instance, blocking queries held until their wait.
+func consulNames(t *testing.T, backend string, names int) (*Config, func(int) string) {
+	f := startConsulFixture(t, backend)
+	f.any = true
+	return f.config(), func(i int) string { return fmt.Sprintf("/svc/n%d", i) }
 }
 
 // startBackendHTTP serves h on 127.0.0.1 until the test ends.
