@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -21,10 +20,15 @@ import (
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/interpreter"
+	"github.com/switchyard-proxy/switchyard/interpreter/kindtest"
 )
 
 // wait bounds every wait for an event in these tests.
 const wait = 10 * time.Second
+
+// sinkCap is how many answers a test's sink (kindtest.Recorder) holds
+// until the test takes them.
+const sinkCap = 256
 
 // fakeConsul is a Consul agent's health endpoint on loopback, with
 // blocking queries: a query without index, or with one lower than the
@@ -282,125 +286,6 @@ func ep(addr string, weight float64) interpreter.Endpoint {
 	return interpreter.Endpoint{Addr: netip.MustParseAddrPort(addr), Weight: weight}
 }
 
-// recSink records answers, and flags concurrent calls.
-type recSink struct {
-	ch         chan interpreter.Resolution
-	active     atomic.Int32
-	concurrent atomic.Bool
-	overflow   atomic.Bool
-}
-
-func newRecSink(t *testing.T) *recSink { return newRecSinkSize(t, 256) }
-
-func newRecSinkSize(t *testing.T, size int) *recSink {
-	s := &recSink{ch: make(chan interpreter.Resolution, size)}
-	t.Cleanup(func() {
-		if s.concurrent.Load() {
-			t.Error("the sink was called concurrently")
-		}
-		if s.overflow.Load() {
-			t.Error("the sink got more answers than it could record")
-		}
-	})
-	return s
-}
-
-func (s *recSink) Update(r interpreter.Resolution) {
-	if s.active.Add(1) != 1 {
-		s.concurrent.Store(true)
-	}
-	defer s.active.Add(-1)
-	r.Endpoints = slices.Clone(r.Endpoints)
-	select {
-	case s.ch <- r:
-	default:
-		s.overflow.Store(true)
-	}
-}
-
-func (s *recSink) next(t *testing.T) interpreter.Resolution {
-	t.Helper()
-	select {
-	case r := <-s.ch:
-		return r
-	case <-time.After(wait):
-		t.Fatalf("no answer within %s", wait)
-		return interpreter.Resolution{}
-	}
-}
-
-// expectBound checks that the next answer is Bound to eps.
-func (s *recSink) expectBound(t *testing.T, eps ...interpreter.Endpoint) {
-	t.Helper()
-	r := s.next(t)
-	if r.State != interpreter.Bound || !reflect.DeepEqual(r.Endpoints, eps) {
-		t.Fatalf("got %v %v (%v), want bound %v", r.State, r.Endpoints, r.Err, eps)
-	}
-}
-
-func (s *recSink) expectNotFound(t *testing.T) {
-	t.Helper()
-	if r := s.next(t); r.State != interpreter.NotFound {
-		t.Fatalf("got %v %v (%v), want not_found", r.State, r.Endpoints, r.Err)
-	}
-}
-
-// expectFailed checks that the next answer is Failed with an error
-// containing each of subs.
-func (s *recSink) expectFailed(t *testing.T, subs ...string) {
-	t.Helper()
-	r := s.next(t)
-	if r.State != interpreter.Failed || r.Err == nil {
-		t.Fatalf("got %v %v (%v), want failed", r.State, r.Endpoints, r.Err)
-	}
-	for _, sub := range subs {
-		if !strings.Contains(r.Err.Error(), sub) {
-			t.Fatalf("error %q, want it to contain %q", r.Err, sub)
-		}
-	}
-}
-
-// expectEmpty checks that nothing more was delivered; call it after Close,
-// which waits for every goroutine that could deliver.
-func (s *recSink) expectEmpty(t *testing.T) {
-	t.Helper()
-	select {
-	case r := <-s.ch:
-		t.Fatalf("unexpected answer %v %v (%v)", r.State, r.Endpoints, r.Err)
-	default:
-	}
-}
-
-// logRecorder is a slog.Handler that keeps records, for checks on levels.
-type logRecorder struct {
-	mu   sync.Mutex
-	recs []slog.Record
-}
-
-func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
-func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
-
-func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.recs = append(l.recs, r)
-	return nil
-}
-
-// count returns how many records at level have a message containing msg.
-func (l *logRecorder) count(level slog.Level, msg string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, r := range l.recs {
-		if r.Level == level && strings.Contains(r.Message, msg) {
-			n++
-		}
-	}
-	return n
-}
-
 // testSettings are fast settings for an agent at addr.
 func testSettings(addr string) Settings {
 	return Settings{
@@ -417,14 +302,14 @@ func testSettings(addr string) Settings {
 type testInterp struct {
 	*Interpreter
 	stats *interpreter.Stats
-	logs  *logRecorder
+	logs  *kindtest.LogRecorder
 }
 
 // newTestInterp builds an interpreter closed at the end of the test, with
 // a token bucket fast enough not to slow tests down.
 func newTestInterp(t *testing.T, st Settings) testInterp {
 	t.Helper()
-	ti := testInterp{stats: new(interpreter.Stats), logs: new(logRecorder)}
+	ti := testInterp{stats: new(interpreter.Stats), logs: new(kindtest.LogRecorder)}
 	in, err := st.New(interpreter.Env{Router: "test", Log: slog.New(ti.logs), Stats: ti.stats})
 	if err != nil {
 		t.Fatal(err)

@@ -72,11 +72,11 @@ func TestNamesShareBlockingSlots(t *testing.T) {
 		st.Wait = time.Minute
 		in := newTestInterp(t, st)
 		in.setSlots(2)
-		resolve(t, in, "/svc/a").expectBound(t, epA)
-		resolve(t, in, "/svc/b").expectBound(t, epB)
+		resolve(t, in, "/svc/a").ExpectBound(t, epA)
+		resolve(t, in, "/svc/b").ExpectBound(t, epB)
 		waitFor(t, "both slots taken by blocking queries", func() bool { return f.inFlight.Load() == 2 })
 		start := time.Now()
-		resolve(t, in, "/svc/c").expectBound(t, epA, epB)
+		resolve(t, in, "/svc/c").ExpectBound(t, epA, epB)
 		if d := time.Since(start); d > st.Wait/2 {
 			t.Fatalf("the first answer of a third name took %s: it waited for a slot", d)
 		}
@@ -95,10 +95,10 @@ func TestNamesShareBlockingSlots(t *testing.T) {
 		in := newTestInterp(t, st)
 		in.setSlots(slots)
 		in.lim.minSharedWait = 10 * time.Millisecond
-		sinks := make([]*recSink, names)
+		sinks := make([]*kindtest.Recorder, names)
 		for i := range names {
 			sinks[i] = resolve(t, in, "/svc/s"+strconv.Itoa(i))
-			sinks[i].expectBound(t, epA)
+			sinks[i].ExpectBound(t, epA)
 		}
 		// Every name still sees its changes, although only three
 		// queries block at a time, each waiting a quarter of the wait.
@@ -106,7 +106,7 @@ func TestNamesShareBlockingSlots(t *testing.T) {
 			f.set("s"+strconv.Itoa(i), instB.json())
 		}
 		for i := range names {
-			sinks[i].expectBound(t, epB)
+			sinks[i].ExpectBound(t, epB)
 		}
 		if m := f.maxBlocking.Load(); m > slots {
 			t.Fatalf("%d blocking queries at once, want at most %d", m, slots)
@@ -135,7 +135,7 @@ func TestManyNamesStopLeavesNothing(t *testing.T) {
 
 	st := testSettings(f.url())
 	st.Timeout = wait
-	in, err := st.New(interpreter.Env{Router: "test", Log: slog.New(new(logRecorder)), Stats: new(interpreter.Stats)})
+	in, err := st.New(interpreter.Env{Router: "test", Log: slog.New(new(kindtest.LogRecorder)), Stats: new(interpreter.Stats)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,16 +143,16 @@ func TestManyNamesStopLeavesNothing(t *testing.T) {
 	t.Cleanup(func() { n.Close() }) // on failure; else closed below
 	conns := n.countConns()
 	ctx, stopAll := context.WithCancel(context.Background())
-	sinks := make([]*recSink, names)
+	sinks := make([]*kindtest.Recorder, names)
 	for i := range names {
-		sinks[i] = newRecSinkSize(t, 4)
+		sinks[i] = kindtest.NewRecorder(t, 4)
 		kindtest.ResolveUntil(ctx, n, "/svc/s"+strconv.Itoa(i), sinks[i])
 	}
 	for i, s := range sinks {
 		if i < names/2 {
-			s.expectBound(t, epA)
+			s.ExpectBound(t, epA)
 		} else {
-			s.expectNotFound(t)
+			s.ExpectNotFound(t)
 		}
 	}
 	waitFor(t, "the blocking slots taken", func() bool { return f.inFlight.Load() == int64(blockingSlots(st.MaxConnections)) })
@@ -182,7 +182,7 @@ func TestManyNamesStopLeavesNothing(t *testing.T) {
 	}
 	n.Close()
 	for _, s := range sinks {
-		s.expectEmpty(t)
+		s.ExpectEmpty(t)
 	}
 	waitFor(t, "the goroutine count back to its baseline", func() bool { return runtime.NumGoroutine() <= baseG })
 	if baseFD >= 0 {

@@ -16,9 +16,9 @@ import (
 )
 
 // resolve starts a watch of name for the rest of the test.
-func resolve(t *testing.T, in testInterp, name string) *recSink {
+func resolve(t *testing.T, in testInterp, name string) *kindtest.Recorder {
 	t.Helper()
-	sink := newRecSink(t)
+	sink := kindtest.NewRecorder(t, sinkCap)
 	kindtest.ResolveUntil(t.Context(), in, name, sink)
 	return sink
 }
@@ -29,7 +29,7 @@ func TestBlockingQueriesFollowChanges(t *testing.T) {
 	st := testSettings(f.url())
 	in := newTestInterp(t, st)
 	sink := resolve(t, in, "/svc/web")
-	sink.expectBound(t, epA)
+	sink.ExpectBound(t, epA)
 
 	first := f.next(t)
 	if first.method != http.MethodGet || first.path != "/v1/health/service/web" || first.query.Get("passing") != "true" {
@@ -48,17 +48,17 @@ func TestBlockingQueriesFollowChanges(t *testing.T) {
 	}
 
 	f.set("web", instA.json(), instB.json())
-	sink.expectBound(t, epA, epB)
+	sink.ExpectBound(t, epA, epB)
 	f.set("web") // no passing instance left
-	sink.expectNotFound(t)
+	sink.ExpectNotFound(t)
 	f.set("web", instB.json())
-	sink.expectBound(t, epB)
+	sink.ExpectBound(t, epB)
 	// A change elsewhere, or a write that changes nothing, is not delivered.
 	f.set("other", instA.json())
 	idx := f.set("web", instB.json())
 	f.nextWithIndex(t, idx)
 	in.Close()
-	sink.expectEmpty(t)
+	sink.ExpectEmpty(t)
 	if u, e, r := in.stats.Updates.Load(), in.stats.Errors.Load(), in.stats.Reconnects.Load(); u != 4 || e != 0 || r != 0 {
 		t.Fatalf("updates %d, errors %d, reconnects %d; want 4, 0, 0", u, e, r)
 	}
@@ -92,7 +92,7 @@ func TestQueryParameters(t *testing.T) {
 			tt.edit(&st)
 			in := newTestInterp(t, st)
 			sink := resolve(t, in, "/svc/web-api.v2")
-			sink.expectBound(t, epA)
+			sink.ExpectBound(t, epA)
 			for i, r := range []seenRequest{f.next(t), f.next(t)} {
 				if r.path != "/v1/health/service/web-api.v2" {
 					t.Errorf("request %d: path %s", i, r.path)
@@ -125,11 +125,11 @@ func TestAddressesAndWeights(t *testing.T) {
 	)
 	in := newTestInterp(t, testSettings(f.url()))
 	sink := resolve(t, in, "/svc/web")
-	sink.expectBound(t, ep("10.0.0.2:81", 1), ep("192.0.2.10:80", 5), ep("[2001:db8::1]:443", 1))
+	sink.ExpectBound(t, ep("10.0.0.2:81", 1), ep("192.0.2.10:80", 5), ep("[2001:db8::1]:443", 1))
 	if got := in.stats.Errors.Load(); got != 4 {
 		t.Errorf("errors %d, want 4 (one per instance left out)", got)
 	}
-	if got := in.logs.count(slog.LevelWarn, "instances left out"); got != 1 {
+	if got := in.logs.Count(slog.LevelWarn, "instances left out"); got != 1 {
 		t.Errorf("%d warnings about instances left out, want 1", got)
 	}
 	// The same answer again (a write that changed nothing) is neither
@@ -137,20 +137,20 @@ func TestAddressesAndWeights(t *testing.T) {
 	f.nextWithIndex(t, f.serviceIndex("web"))
 	idx := f.set("web", f.entries("web")...)
 	f.nextWithIndex(t, idx)
-	if got := in.stats.Errors.Load(); got != 4 || in.logs.count(slog.LevelWarn, "instances left out") != 1 {
+	if got := in.stats.Errors.Load(); got != 4 || in.logs.Count(slog.LevelWarn, "instances left out") != 1 {
 		t.Errorf("after an unchanged answer: errors %d, want 4, and one warning", got)
 	}
 	in.Close()
-	sink.expectEmpty(t)
+	sink.ExpectEmpty(t)
 }
 
 func TestUnknownServiceIsNotFound(t *testing.T) {
 	f := startFakeConsul(t)
 	in := newTestInterp(t, testSettings(f.url()))
 	sink := resolve(t, in, "/svc/nothing")
-	sink.expectNotFound(t)
+	sink.ExpectNotFound(t)
 	f.set("nothing", instA.json())
-	sink.expectBound(t, epA)
+	sink.ExpectBound(t, epA)
 	if in.stats.Errors.Load() != 0 {
 		t.Fatalf("errors %d, want 0", in.stats.Errors.Load())
 	}
@@ -163,11 +163,11 @@ func TestIndexGoingBackwardsResets(t *testing.T) {
 	st.Wait = 300 * time.Millisecond // the fake holds a query at a higher index until its wait ends, as Consul does
 	in := newTestInterp(t, st)
 	sink := resolve(t, in, "/svc/web")
-	sink.expectBound(t, epA)
+	sink.ExpectBound(t, epA)
 	f.nextWithIndex(t, 100)
 
 	f.setIndex("web", 40, instB.json()) // a snapshot restored
-	sink.expectBound(t, epB)
+	sink.ExpectBound(t, epB)
 	r := f.next(t)
 	for r.index() == "100" {
 		r = f.next(t)
@@ -178,11 +178,11 @@ func TestIndexGoingBackwardsResets(t *testing.T) {
 	if r = f.next(t); r.index() != "40" {
 		t.Fatalf("after the fresh fetch, a query with index=%q; want 40", r.index())
 	}
-	if got := in.logs.count(slog.LevelInfo, "index went backwards"); got != 1 {
+	if got := in.logs.Count(slog.LevelInfo, "index went backwards"); got != 1 {
 		t.Fatalf("%d logs of the reset, want 1", got)
 	}
 	f.set("web", instA.json(), instB.json())
-	sink.expectBound(t, epA, epB)
+	sink.ExpectBound(t, epA, epB)
 }
 
 func TestIndexZeroDoesNotSpin(t *testing.T) {
@@ -194,7 +194,7 @@ func TestIndexZeroDoesNotSpin(t *testing.T) {
 	})
 	in := newTestInterp(t, testSettings(f.url()))
 	sink := resolve(t, in, "/svc/web")
-	sink.expectBound(t, epA)
+	sink.ExpectBound(t, epA)
 	if r := f.next(t); r.query.Has("index") {
 		t.Fatalf("first query has index=%s", r.index())
 	}
@@ -216,7 +216,7 @@ func TestRateLimitWhenIndexStalls(t *testing.T) {
 	const interval = 100 * time.Millisecond
 	in.lim.interval = interval
 	sink := resolve(t, in, "/svc/web")
-	sink.expectBound(t, epA)
+	sink.ExpectBound(t, epA)
 	const n = 8
 	var at [n]time.Time
 	for i := range n {
@@ -253,9 +253,9 @@ func TestServerErrorsKeepLastSet(t *testing.T) {
 	})
 	in := newTestInterp(t, testSettings(f.url()))
 	sink := resolve(t, in, "/svc/web")
-	sink.expectBound(t, epA)
+	sink.ExpectBound(t, epA)
 	for range 3 {
-		sink.expectFailed(t, "consul: /svc/web: ", `HTTP 500 Internal Server Error: "No cluster leader"`)
+		sink.ExpectFailed(t, "consul: /svc/web: ", `HTTP 500 Internal Server Error: "No cluster leader"`)
 	}
 	// The retries kept the index: the next query blocks, and a change
 	// ends it.
@@ -267,11 +267,11 @@ func TestServerErrorsKeepLastSet(t *testing.T) {
 		t.Fatalf("the query after the errors has index=%q, want the last good one", r.index())
 	}
 	f.set("web", instA.json(), instB.json())
-	sink.expectBound(t, epA, epB)
+	sink.ExpectBound(t, epA, epB)
 	if e, rc := in.stats.Errors.Load(), in.stats.Reconnects.Load(); e != 3 || rc != 3 {
 		t.Fatalf("errors %d, reconnects %d; want 3 and 3", e, rc)
 	}
-	if w, i := in.logs.count(slog.LevelWarn, "resolution failing"), in.logs.count(slog.LevelInfo, "resolves again"); w != 1 || i != 1 {
+	if w, i := in.logs.Count(slog.LevelWarn, "resolution failing"), in.logs.Count(slog.LevelInfo, "resolves again"); w != 1 || i != 1 {
 		t.Fatalf("%d warnings and %d recoveries logged, want 1 and 1", w, i)
 	}
 }
@@ -318,10 +318,10 @@ func TestBadResponses(t *testing.T) {
 			})
 			in := newTestInterp(t, testSettings(f.url()))
 			sink := resolve(t, in, "/svc/web")
-			sink.expectBound(t, epA)
-			sink.expectFailed(t, "consul: /svc/web: ", tt.want)
+			sink.ExpectBound(t, epA)
+			sink.ExpectFailed(t, "consul: /svc/web: ", tt.want)
 			f.set("web", instB.json())
-			sink.expectBound(t, epB)
+			sink.ExpectBound(t, epB)
 			if e, rc := in.stats.Errors.Load(), in.stats.Reconnects.Load(); e != 1 || rc != 1 {
 				t.Fatalf("errors %d, reconnects %d; want 1 and 1", e, rc)
 			}
@@ -334,11 +334,11 @@ func TestUnusableInstancesFailWithoutRetrying(t *testing.T) {
 	f.set("web", inst{id: "x", node: "n1", nodeAddr: "10.0.0.1", addr: "x.internal", port: 80, weight: 1}.json())
 	in := newTestInterp(t, testSettings(f.url()))
 	sink := resolve(t, in, "/svc/web")
-	sink.expectFailed(t, "no instance of 1 can be used", `instance "x" on node "n1": service address "x.internal" is not an IP address`)
+	sink.ExpectFailed(t, "no instance of 1 can be used", `instance "x" on node "n1": service address "x.internal" is not an IP address`)
 	// Consul answered: the next query blocks on the new index, no retry.
 	f.nextWithIndex(t, f.serviceIndex("web"))
 	f.set("web", instA.json())
-	sink.expectBound(t, epA)
+	sink.ExpectBound(t, epA)
 	if in.stats.Reconnects.Load() != 0 {
 		t.Fatalf("reconnects %d, want 0", in.stats.Reconnects.Load())
 	}
@@ -370,12 +370,12 @@ func TestSlowAnswersTimeOut(t *testing.T) {
 			in := newTestInterp(t, st)
 			sink := resolve(t, in, "/svc/web")
 			if tt.blocking {
-				sink.expectBound(t, epA)
+				sink.ExpectBound(t, epA)
 			}
-			sink.expectFailed(t, tt.want)
-			sink.expectFailed(t, tt.want)
+			sink.ExpectFailed(t, tt.want)
+			sink.ExpectFailed(t, tt.want)
 			// Recovered: the set is delivered again after the failures.
-			sink.expectBound(t, epA)
+			sink.ExpectBound(t, epA)
 			if e, rc := in.stats.Errors.Load(), in.stats.Reconnects.Load(); e != 2 || rc != 2 {
 				t.Fatalf("errors %d, reconnects %d; want 2 and 2", e, rc)
 			}
@@ -390,8 +390,8 @@ func TestAgentDown(t *testing.T) {
 	f.srv.Close() // nothing listens any more
 	in := newTestInterp(t, st)
 	sink := resolve(t, in, "/svc/web")
-	sink.expectFailed(t, "consul: /svc/web:", "connection refused")
-	sink.expectFailed(t, "connection refused")
+	sink.ExpectFailed(t, "consul: /svc/web:", "connection refused")
+	sink.ExpectFailed(t, "connection refused")
 	if in.stats.LastGood.Load() != 0 {
 		t.Fatal("LastGood set without a good answer")
 	}
@@ -418,13 +418,13 @@ func TestTokenFileReadAgainWhenDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := resolve(t, in, "/svc/web")
-	sink.expectFailed(t, "HTTP 403")
-	for r := sink.next(t); r.State != interpreter.Bound; r = sink.next(t) {
+	sink.ExpectFailed(t, "HTTP 403")
+	for r := sink.Next(t); r.State != interpreter.Bound; r = sink.Next(t) {
 		if r.State != interpreter.Failed {
 			t.Fatalf("got %v, want failures then bound", r.State)
 		}
 	}
-	if in.logs.count(slog.LevelInfo, "read a new token") != 1 {
+	if in.logs.Count(slog.LevelInfo, "read a new token") != 1 {
 		t.Fatal("the new token was not logged")
 	}
 	if first := f.next(t); first.token != "old-token" {
@@ -437,9 +437,9 @@ func TestHTTP2OverTLS(t *testing.T) {
 	f.set("web", instA.json())
 	in := newTestInterp(t, testSettings(f.url()))
 	in.client.Transport.(*http.Transport).TLSClientConfig = f.srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
-	resolve(t, in, "/svc/web").expectBound(t, epA)
+	resolve(t, in, "/svc/web").ExpectBound(t, epA)
 	for i := range 5 {
-		resolve(t, in, "/svc/s"+strconv.Itoa(i)).expectNotFound(t)
+		resolve(t, in, "/svc/s"+strconv.Itoa(i)).ExpectNotFound(t)
 	}
 	waitFor(t, "six blocking queries under way", func() bool { return f.inFlight.Load() == 6 })
 	if r := f.next(t); r.proto != 2 {
@@ -456,11 +456,11 @@ func TestStopEndsTheQuery(t *testing.T) {
 	f.set("b", instB.json())
 	in := newTestInterp(t, testSettings(f.url()))
 	ctxA, stopA := context.WithCancel(context.Background())
-	sinkA, sinkB := newRecSink(t), newRecSink(t)
+	sinkA, sinkB := kindtest.NewRecorder(t, sinkCap), kindtest.NewRecorder(t, sinkCap)
 	kindtest.ResolveUntil(ctxA, in, "/svc/a", sinkA)
 	kindtest.ResolveUntil(context.Background(), in, "/svc/b", sinkB)
-	sinkA.expectBound(t, epA)
-	sinkB.expectBound(t, epB)
+	sinkA.ExpectBound(t, epA)
+	sinkB.ExpectBound(t, epB)
 	waitFor(t, "both blocking queries under way", func() bool { return f.inFlight.Load() == 2 })
 
 	stopA()
@@ -470,10 +470,10 @@ func TestStopEndsTheQuery(t *testing.T) {
 	})
 	f.set("a", instA.json(), instB.json())
 	f.set("b", instA.json(), instB.json())
-	sinkB.expectBound(t, epA, epB)
+	sinkB.ExpectBound(t, epA, epB)
 	in.Close()
-	sinkA.expectEmpty(t)
-	sinkB.expectEmpty(t)
+	sinkA.ExpectEmpty(t)
+	sinkB.ExpectEmpty(t)
 	// Close has waited for them; they may still be returning.
 	waitFor(t, "no watch goroutine after Close", func() bool { return watchGoroutines() == 0 })
 }
@@ -481,14 +481,14 @@ func TestStopEndsTheQuery(t *testing.T) {
 func TestResolveInvalidNameOrClosed(t *testing.T) {
 	f := startFakeConsul(t)
 	in := newTestInterp(t, testSettings(f.url()))
-	sink := newRecSink(t)
+	sink := kindtest.NewRecorder(t, sinkCap)
 	kindtest.ResolveUntil(t.Context(), in, "/web", sink)
-	sink.expectFailed(t, `consul: "/web" is not a Consul service name: names take the form /svc/<service>`)
+	sink.ExpectFailed(t, `consul: "/web" is not a Consul service name: names take the form /svc/<service>`)
 	kindtest.ResolveUntil(t.Context(), in, "/svc/a b", sink)
-	sink.expectFailed(t, `contains ' '`)
+	sink.ExpectFailed(t, `contains ' '`)
 	in.Close()
 	kindtest.ResolveUntil(t.Context(), in, "/svc/web", sink)
-	sink.expectFailed(t, "consul: interpreter closed")
+	sink.ExpectFailed(t, "consul: interpreter closed")
 	if len(f.reqs) != 0 {
 		t.Fatal("a request was sent")
 	}
@@ -496,7 +496,7 @@ func TestResolveInvalidNameOrClosed(t *testing.T) {
 
 func TestBackoffResetsAfterGoodAnswer(t *testing.T) {
 	in := newTestInterp(t, testSettings("http://127.0.0.1:1"))
-	w := in.newNameWatch("/svc/web", "web", newRecSink(t))
+	w := in.newNameWatch("/svc/web", "web", kindtest.NewRecorder(t, sinkCap))
 	defer w.release()
 	w.backoff = interpreter.Backoff{Min: time.Second, Max: time.Hour}
 	for range 20 {

@@ -7,18 +7,19 @@ import (
 	"testing"
 
 	"github.com/switchyard-proxy/switchyard/interpreter"
+	"github.com/switchyard-proxy/switchyard/interpreter/kindtest"
 )
 
 // resolveMany resolves n names /svc/<prefix><i>.test:80 and answers each
 // stream with an endpoint of its own; it returns the stop functions.
 func resolveMany(t *testing.T, in interpreter.Interpreter, f *fakeDst, prefix string, n int) []func() {
 	t.Helper()
-	sinks := make(map[string]*recSink, n)
+	sinks := make(map[string]*kindtest.Recorder, n)
 	endpoints := make(map[string]string, n)
 	stops := make([]func(), 0, n)
 	for i := range n {
 		path := fmt.Sprintf("%s%d.test:80", prefix, i)
-		sinks[path] = newRecSinkCap(t, 4)
+		sinks[path] = kindtest.NewRecorder(t, 4)
 		endpoints[path] = fmt.Sprintf("10.%d.%d.1:80", i/256, i%256)
 		stops = append(stops, in.Resolve("/svc/"+path, sinks[path]))
 	}
@@ -31,7 +32,7 @@ func resolveMany(t *testing.T, in interpreter.Interpreter, f *fakeDst, prefix st
 		fs.send(t, add(e))
 	}
 	for path, s := range sinks {
-		s.expectBound(t, ep(endpoints[path], 1))
+		s.ExpectBound(t, ep(endpoints[path], 1))
 	}
 	return stops
 }

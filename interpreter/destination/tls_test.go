@@ -121,10 +121,10 @@ func TestTLS(t *testing.T) {
 			st := testSettings(f.addr)
 			tt.edit(&st)
 			in := newTestInterp(t, st)
-			sink := newRecSink(t)
+			sink := kindtest.NewRecorder(t, sinkCap)
 			kindtest.ResolveUntil(context.Background(), in, webName, sink)
 			if !tt.ok {
-				sink.expectFailed(t, tt.want...)
+				sink.ExpectFailed(t, tt.want...)
 				if in.stats.Errors.Load() < 1 {
 					t.Fatalf("errors %d, want at least 1", in.stats.Errors.Load())
 				}
@@ -132,7 +132,7 @@ func TestTLS(t *testing.T) {
 			}
 			fs := f.nextFor(t, webPath)
 			fs.send(t, add("10.0.0.1:8080"))
-			sink.expectBound(t, a)
+			sink.ExpectBound(t, a)
 			if in.stats.Errors.Load() != 0 {
 				t.Fatalf("errors %d, want 0", in.stats.Errors.Load())
 			}
@@ -146,7 +146,7 @@ func TestPlaintextToTLSServer(t *testing.T) {
 	server := newTestCert(t, t.TempDir(), "server", "server.test")
 	f := startFakeDst(t, serverTLS(server, nil))
 	in := newTestInterp(t, testSettings(f.addr))
-	sink := newRecSink(t)
+	sink := kindtest.NewRecorder(t, sinkCap)
 	kindtest.ResolveUntil(context.Background(), in, webName, sink)
-	sink.expectFailed(t, "Unavailable")
+	sink.ExpectFailed(t, "Unavailable")
 }

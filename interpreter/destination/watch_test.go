@@ -32,11 +32,11 @@ var (
 
 // startWatch starts a watch of webName and returns the server's stream for
 // it.
-func startWatch(t *testing.T) (testInterp, *fakeDst, *recSink, *fakeStream) {
+func startWatch(t *testing.T) (testInterp, *fakeDst, *kindtest.Recorder, *fakeStream) {
 	t.Helper()
 	f := startFakeDst(t, nil)
 	in := newTestInterp(t, testSettings(f.addr))
-	sink := newRecSink(t)
+	sink := kindtest.NewRecorder(t, sinkCap)
 	kindtest.ResolveUntil(context.Background(), in, webName, sink)
 	return in, f, sink, f.nextFor(t, webPath)
 }
@@ -54,35 +54,35 @@ func TestWatchRequest(t *testing.T) {
 func TestWatchUpdates(t *testing.T) {
 	in, _, sink, fs := startWatch(t)
 	fs.send(t, add("10.0.0.1:8080", "10.0.0.2:8080*3"))
-	sink.expectBound(t, a, ep("10.0.0.2:8080", 3))
+	sink.ExpectBound(t, a, ep("10.0.0.2:8080", 3))
 	fs.send(t, add("10.0.0.2:8080*3"), add("10.0.0.3:8080"))
-	sink.expectBound(t, a, ep("10.0.0.2:8080", 3), c)
+	sink.ExpectBound(t, a, ep("10.0.0.2:8080", 3), c)
 	fs.send(t, remove("10.0.0.1:8080"))
-	sink.expectBound(t, ep("10.0.0.2:8080", 3), c)
+	sink.ExpectBound(t, ep("10.0.0.2:8080", 3), c)
 	fs.send(t, remove("10.0.0.1:8080"), add("10.0.0.2:8080"))
-	sink.expectBound(t, b, c)
+	sink.ExpectBound(t, b, c)
 	// Removing the last endpoint: an empty set, and no_endpoints{exists:
 	// true} is the same answer.
 	fs.send(t, remove("10.0.0.2:8080", "10.0.0.3:8080"))
-	sink.expectBound(t)
+	sink.ExpectBound(t)
 	fs.send(t, noEndpoints(true), noEndpoints(false))
-	sink.expectNotFound(t)
+	sink.ExpectNotFound(t)
 	// A remove changes nothing of a service that does not exist; an add,
 	// even an empty one, says it exists.
 	fs.send(t, remove("10.0.0.1:8080"), noEndpoints(false), add())
-	sink.expectBound(t)
+	sink.ExpectBound(t)
 	fs.send(t, add("10.0.0.1:8080"))
-	sink.expectBound(t, a)
+	sink.ExpectBound(t, a)
 	fs.send(t, noEndpoints(true))
-	sink.expectBound(t)
+	sink.ExpectBound(t)
 	// no_endpoints then add is not the add alone: the first cleared the set.
 	fs.send(t, add("10.0.0.1:8080", "10.0.0.2:8080"), noEndpoints(true), add("10.0.0.3:8080"))
-	sink.expectBound(t, a, b)
-	sink.expectBound(t)
-	sink.expectBound(t, c)
+	sink.ExpectBound(t, a, b)
+	sink.ExpectBound(t)
+	sink.ExpectBound(t, c)
 	// An update of a kind this client does not know changes nothing.
 	fs.send(t, &destpb.Update{}, add("10.0.0.1:8080"))
-	sink.expectBound(t, a, c)
+	sink.ExpectBound(t, a, c)
 
 	if got := in.stats.Updates.Load(); got != 13 {
 		t.Errorf("updates %d, want 13", got)
@@ -96,21 +96,21 @@ func TestWatchUpdates(t *testing.T) {
 func TestWatchWeights(t *testing.T) {
 	_, _, sink, fs := startWatch(t)
 	fs.send(t, add("10.0.0.1:8080*0", "10.0.0.2:8080*10000", "10.0.0.3:8080*1"))
-	sink.expectBound(t, a, ep("10.0.0.2:8080", 10000), c)
+	sink.ExpectBound(t, a, ep("10.0.0.2:8080", 10000), c)
 	// A redundant add with another weight changes the weight.
 	fs.send(t, add("10.0.0.2:8080*5"))
-	sink.expectBound(t, a, ep("10.0.0.2:8080", 5), c)
+	sink.ExpectBound(t, a, ep("10.0.0.2:8080", 5), c)
 	fs.send(t, add("10.0.0.2:8080*0"))
-	sink.expectBound(t, a, b, c)
+	sink.ExpectBound(t, a, b, c)
 }
 
 func TestWatchIPv6(t *testing.T) {
 	_, _, sink, fs := startWatch(t)
 	fs.send(t, add("[2001:db8::1]:443", "[::ffff:10.0.0.1]:8080"))
 	// The IPv4-mapped address is the IPv4 one, and sorts first.
-	sink.expectBound(t, a, ep("[2001:db8::1]:443", 1))
+	sink.ExpectBound(t, a, ep("[2001:db8::1]:443", 1))
 	fs.send(t, remove("10.0.0.1:8080"))
-	sink.expectBound(t, ep("[2001:db8::1]:443", 1))
+	sink.ExpectBound(t, ep("[2001:db8::1]:443", 1))
 }
 
 func TestWatchDropsInvalidAddresses(t *testing.T) {
@@ -124,15 +124,15 @@ func TestWatchDropsInvalidAddresses(t *testing.T) {
 		tcp("0.0.0.0:80"),
 		tcp("[ff02::1]:80"),
 	))
-	sink.expectBound(t, a)
+	sink.ExpectBound(t, a)
 	if got := in.stats.Errors.Load(); got != 6 {
 		t.Errorf("errors %d, want 6 (one per dropped address)", got)
 	}
-	if got := in.logs.count(slog.LevelWarn, "invalid addresses left out"); got != 1 {
+	if got := in.logs.Count(slog.LevelWarn, "invalid addresses left out"); got != 1 {
 		t.Errorf("%d warnings about dropped addresses, want 1", got)
 	}
 	fs.send(t, &destpb.Update{Update: &destpb.Update_Remove{Remove: &destpb.AddrSet{Addrs: []*destpb.TcpAddress{{Port: 8080}, tcp("10.0.0.1:8080")}}}})
-	sink.expectBound(t)
+	sink.ExpectBound(t)
 	if got := in.stats.Errors.Load(); got != 7 {
 		t.Errorf("errors %d, want 7", got)
 	}
@@ -149,33 +149,33 @@ func TestWatchReconnectKeepsStaleSet(t *testing.T) {
 		end   error // how the first stream ends
 		want  string
 		first *destpb.Update // the next stream's first update
-		check func(t *testing.T, sink *recSink)
+		check func(t *testing.T, sink *kindtest.Recorder)
 		then  []interpreter.Endpoint // after an add of z
 	}{
 		{"add replaces", nil, "the Destination service ended the stream", add("10.0.0.3:8080"),
-			func(t *testing.T, sink *recSink) { sink.expectBound(t, c) }, []interpreter.Endpoint{c, z}},
+			func(t *testing.T, sink *kindtest.Recorder) { sink.ExpectBound(t, c) }, []interpreter.Endpoint{c, z}},
 		{"the same add", status.Error(codes.Unavailable, "draining"), "draining (gRPC status Unavailable)", add("10.0.0.1:8080", "10.0.0.2:8080"),
-			func(t *testing.T, sink *recSink) { sink.expectBound(t, a, b) }, []interpreter.Endpoint{a, b, z}},
+			func(t *testing.T, sink *kindtest.Recorder) { sink.ExpectBound(t, a, b) }, []interpreter.Endpoint{a, b, z}},
 		{"remove replaces", status.Error(codes.Internal, "boom"), "boom (gRPC status Internal)", remove("10.0.0.1:8080"),
-			func(t *testing.T, sink *recSink) { sink.expectBound(t) }, []interpreter.Endpoint{z}},
+			func(t *testing.T, sink *kindtest.Recorder) { sink.ExpectBound(t) }, []interpreter.Endpoint{z}},
 		{"not found", nil, "the Destination service ended the stream", noEndpoints(false),
-			func(t *testing.T, sink *recSink) { sink.expectNotFound(t) }, []interpreter.Endpoint{z}},
+			func(t *testing.T, sink *kindtest.Recorder) { sink.ExpectNotFound(t) }, []interpreter.Endpoint{z}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in, f, sink, fs := startWatch(t)
 			fs.send(t, add("10.0.0.1:8080", "10.0.0.2:8080"))
-			sink.expectBound(t, a, b)
+			sink.ExpectBound(t, a, b)
 			fs.end(t, tt.end)
-			sink.expectFailed(t, "destination: "+webName+": "+tt.want)
+			sink.ExpectFailed(t, "destination: "+webName+": "+tt.want)
 			next := f.nextFor(t, webPath)
 			// The new stream is open and has said nothing: nothing
 			// replaced the set.
-			sink.expectEmpty(t)
+			sink.ExpectEmpty(t)
 			next.send(t, tt.first)
 			tt.check(t, sink)
 			next.send(t, add("10.0.0.9:8080"))
-			sink.expectBound(t, tt.then...)
+			sink.ExpectBound(t, tt.then...)
 			if in.stats.Reconnects.Load() != 1 || in.stats.Errors.Load() != 1 {
 				t.Fatalf("reconnects %d, errors %d; want 1 and 1", in.stats.Reconnects.Load(), in.stats.Errors.Load())
 			}
@@ -186,7 +186,7 @@ func TestWatchReconnectKeepsStaleSet(t *testing.T) {
 func TestWatchRefusedThenBack(t *testing.T) {
 	in, f, sink, fs := startWatch(t)
 	fs.send(t, add("10.0.0.1:8080"))
-	sink.expectBound(t, a)
+	sink.ExpectBound(t, a)
 	refusals := make(chan string, 100)
 	f.setRefuse(func(path string) error {
 		refusals <- path
@@ -196,17 +196,17 @@ func TestWatchRefusedThenBack(t *testing.T) {
 		return status.Error(codes.Unavailable, "not ready")
 	})
 	fs.end(t, status.Error(codes.Unavailable, "shutting down"))
-	sink.expectFailed(t, "shutting down")
+	sink.ExpectFailed(t, "shutting down")
 	for range 3 {
-		sink.expectFailed(t, "destination: "+webName+": not ready (gRPC status Unavailable)")
+		sink.ExpectFailed(t, "destination: "+webName+": not ready (gRPC status Unavailable)")
 	}
 	fs = f.nextFor(t, webPath)
 	fs.send(t, add("10.0.0.1:8080"))
-	sink.expectBound(t, a)
+	sink.ExpectBound(t, a)
 	if in.stats.Errors.Load() != 4 || in.stats.Reconnects.Load() != 4 {
 		t.Fatalf("errors %d, reconnects %d; want 4 and 4", in.stats.Errors.Load(), in.stats.Reconnects.Load())
 	}
-	if w, i := in.logs.count(slog.LevelWarn, "resolution failing"), in.logs.count(slog.LevelInfo, "resolves again"); w != 1 || i != 1 {
+	if w, i := in.logs.Count(slog.LevelWarn, "resolution failing"), in.logs.Count(slog.LevelInfo, "resolves again"); w != 1 || i != 1 {
 		t.Fatalf("%d warnings and %d recoveries logged, want 1 and 1", w, i)
 	}
 	if got := f.conns.Load(); got != 1 {
@@ -217,26 +217,26 @@ func TestWatchRefusedThenBack(t *testing.T) {
 func TestWatchNotFoundFirst(t *testing.T) {
 	_, _, sink, fs := startWatch(t)
 	fs.send(t, noEndpoints(false))
-	sink.expectNotFound(t)
+	sink.ExpectNotFound(t)
 	fs.send(t, noEndpoints(true))
-	sink.expectBound(t)
+	sink.ExpectBound(t)
 }
 
 func TestWatchServerRestarts(t *testing.T) {
 	in, f, sink, fs := startWatch(t)
 	fs.send(t, add("10.0.0.1:8080", "10.0.0.2:8080"))
-	sink.expectBound(t, a, b)
+	sink.ExpectBound(t, a, b)
 
 	f.stop()
-	sink.expectFailed(t, "destination: "+webName+":", "Unavailable")
+	sink.ExpectFailed(t, "destination: "+webName+":", "Unavailable")
 	// Retries fail while it is down.
-	sink.expectFailed(t, "connection refused")
+	sink.ExpectFailed(t, "connection refused")
 
 	f.restart()
 	fs = f.nextFor(t, webPath)
 	fs.send(t, add("10.0.0.2:8080"))
 	for {
-		r := sink.next(t)
+		r := sink.Next(t)
 		if r.State == interpreter.Failed {
 			continue // retries before the restart
 		}
@@ -245,7 +245,7 @@ func TestWatchServerRestarts(t *testing.T) {
 		}
 		break
 	}
-	if in.logs.count(slog.LevelWarn, "resolution failing") != 1 || in.logs.count(slog.LevelInfo, "resolves again") != 1 {
+	if in.logs.Count(slog.LevelWarn, "resolution failing") != 1 || in.logs.Count(slog.LevelInfo, "resolves again") != 1 {
 		t.Fatalf("want one warning and one recovery logged")
 	}
 	if got := f.conns.Load(); got != 2 {
@@ -262,9 +262,9 @@ func TestWatchWrongService(t *testing.T) {
 	go srv.Serve(ln)
 	t.Cleanup(srv.Stop)
 	in := newTestInterp(t, testSettings(ln.Addr().String()))
-	sink := newRecSink(t)
+	sink := kindtest.NewRecorder(t, sinkCap)
 	kindtest.ResolveUntil(context.Background(), in, webName, sink)
-	sink.expectFailed(t, "unknown service io.linkerd.proxy.destination.Destination (gRPC status Unimplemented)")
+	sink.ExpectFailed(t, "unknown service io.linkerd.proxy.destination.Destination (gRPC status Unimplemented)")
 }
 
 // holdingListener accepts connections and never answers on them.
@@ -314,12 +314,12 @@ func TestWatchServerNeverAnswers(t *testing.T) {
 	st := testSettings(addr)
 	st.Timeout = 250 * time.Millisecond
 	in := newTestInterp(t, st)
-	sink := newRecSink(t)
+	sink := kindtest.NewRecorder(t, sinkCap)
 	start := time.Now()
 	kindtest.ResolveUntil(context.Background(), in, webName, sink)
 	first := waitAccept(t, accepted)
 	defer first.Close()
-	sink.expectFailed(t, "no connection within the timeout (250ms)", "Unavailable")
+	sink.ExpectFailed(t, "no connection within the timeout (250ms)", "Unavailable")
 	if d := time.Since(start); d > 10*st.Timeout {
 		t.Errorf("the first failure took %s, with a timeout of %s", d, st.Timeout)
 	}
@@ -335,17 +335,17 @@ func TestWatchQuietStreamIsNotTimedOut(t *testing.T) {
 	st := testSettings(f.addr)
 	st.Timeout = 250 * time.Millisecond
 	in := newTestInterp(t, st)
-	sink := newRecSink(t)
+	sink := kindtest.NewRecorder(t, sinkCap)
 	kindtest.ResolveUntil(context.Background(), in, webName, sink)
 	fs := f.nextFor(t, webPath)
 	// Several timeouts pass with nothing sent, before the first update and
 	// after it: the stream must stay open.
 	time.Sleep(3 * st.Timeout)
 	fs.send(t, add("10.0.0.1:8080"))
-	sink.expectBound(t, a)
+	sink.ExpectBound(t, a)
 	time.Sleep(3 * st.Timeout)
 	fs.send(t, add("10.0.0.2:8080"))
-	sink.expectBound(t, a, b)
+	sink.ExpectBound(t, a, b)
 	if in.stats.Reconnects.Load() != 0 || in.stats.Errors.Load() != 0 {
 		t.Fatalf("a quiet stream was reopened %d times (%d errors)", in.stats.Reconnects.Load(), in.stats.Errors.Load())
 	}
@@ -354,11 +354,11 @@ func TestWatchQuietStreamIsNotTimedOut(t *testing.T) {
 func TestWatchStop(t *testing.T) {
 	f := startFakeDst(t, nil)
 	in := newTestInterp(t, testSettings(f.addr))
-	sink := newRecSink(t)
+	sink := kindtest.NewRecorder(t, sinkCap)
 	stop := in.Resolve(webName, sink)
 	fs := f.nextFor(t, webPath)
 	fs.send(t, add("10.0.0.1:8080"))
-	sink.expectBound(t, a)
+	sink.ExpectBound(t, a)
 
 	stop()
 	stop() // idempotent
@@ -366,22 +366,22 @@ func TestWatchStop(t *testing.T) {
 	waitFor(t, "the watch goroutine ends", func() bool {
 		return !strings.Contains(stacks(), "destination.(*nameWatch).watchLoop")
 	})
-	sink.expectEmpty(t)
+	sink.ExpectEmpty(t)
 	if len(f.streams) != 0 || in.stats.Errors.Load() != 0 || in.stats.Reconnects.Load() != 0 {
 		t.Fatalf("a stopped watch opened another stream (%d waiting), errors %d, reconnects %d",
 			len(f.streams), in.stats.Errors.Load(), in.stats.Reconnects.Load())
 	}
 	in.Close()
-	sink.expectEmpty(t)
+	sink.ExpectEmpty(t)
 }
 
 func TestCloseStopsEverything(t *testing.T) {
 	f := startFakeDst(t, nil)
 	in := newTestInterp(t, testSettings(f.addr))
-	sinks := make([]*recSink, 5)
+	sinks := make([]*kindtest.Recorder, 5)
 	var streams []*fakeStream
 	for i := range sinks {
-		sinks[i] = newRecSink(t)
+		sinks[i] = kindtest.NewRecorder(t, sinkCap)
 		in.Resolve("/svc/s"+strconv.Itoa(i)+":80", sinks[i])
 		streams = append(streams, f.next(t))
 	}
@@ -393,7 +393,7 @@ func TestCloseStopsEverything(t *testing.T) {
 		fs.ended(t)
 	}
 	for _, s := range sinks {
-		s.expectEmpty(t)
+		s.ExpectEmpty(t)
 	}
 	if err := in.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
@@ -403,16 +403,16 @@ func TestCloseStopsEverything(t *testing.T) {
 func TestResolveInvalidNameOrClosed(t *testing.T) {
 	f := startFakeDst(t, nil)
 	in := newTestInterp(t, testSettings(f.addr))
-	sink := newRecSink(t)
+	sink := kindtest.NewRecorder(t, sinkCap)
 	kindtest.ResolveUntil(context.Background(), in, "/svc/web", sink)
-	sink.expectFailed(t, `destination: "/svc/web": "web" has no port`)
+	sink.ExpectFailed(t, `destination: "/svc/web": "web" has no port`)
 	if in.stats.Errors.Load() != 1 {
 		t.Fatalf("errors %d, want 1", in.stats.Errors.Load())
 	}
 
 	in.Close()
 	kindtest.ResolveUntil(context.Background(), in, webName, sink)
-	sink.expectFailed(t, "destination: interpreter closed")
+	sink.ExpectFailed(t, "destination: interpreter closed")
 	if len(f.streams) != 0 || f.conns.Load() != 0 {
 		t.Fatal("a stream was opened")
 	}
@@ -423,7 +423,7 @@ func TestBackoffResetsAfterGoodUpdate(t *testing.T) {
 	st := testSettings(f.addr)
 	st.BackoffMin, st.BackoffMax = time.Second, time.Hour
 	in := newTestInterp(t, st)
-	w := in.newNameWatch(webName, webPath, newRecSink(t))
+	w := in.newNameWatch(webName, webPath, kindtest.NewRecorder(t, sinkCap))
 	defer w.release()
 	for range 20 {
 		w.backoff.Next()

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -303,39 +302,11 @@ func TestServerErrorKeepsLastAnswer(t *testing.T) {
 	}
 }
 
-// logRecorder is a slog.Handler keeping the level and message of records.
-type logRecorder struct {
-	mu   sync.Mutex
-	recs []string
-}
-
-func (h *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.recs = append(h.recs, r.Level.String()+" "+r.Message)
-	return nil
-}
-func (h *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *logRecorder) WithGroup(string) slog.Handler      { return h }
-
-func (h *logRecorder) count(prefix string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, r := range h.recs {
-		if strings.HasPrefix(r, prefix) {
-			n++
-		}
-	}
-	return n
-}
-
 func TestLogsFailingOnceAndRecovery(t *testing.T) {
 	t.Parallel()
 	srv := newTestServer(t)
 	srv.set("web.example.", mdns.TypeA, reply{rcode: mdns.RcodeServerFailure})
-	logs := &logRecorder{}
+	logs := new(kindtest.LogRecorder)
 	env := testEnv(t)
 	env.Log = slog.New(logs)
 	r := start(t, testSettings(), env, srv.addr)
@@ -346,7 +317,7 @@ func TestLogsFailingOnceAndRecovery(t *testing.T) {
 	srv.records("web.example.", "web.example. 60 IN A 192.0.2.1")
 	for sink.next().State == interpreter.Failed {
 	}
-	if w, i := logs.count("WARN "), logs.count("INFO "); w != 1 || i != 1 {
+	if w, i := logs.Count(slog.LevelWarn, ""), logs.Count(slog.LevelInfo, ""); w != 1 || i != 1 {
 		t.Errorf("%d warnings and %d infos, want 1 each", w, i)
 	}
 }

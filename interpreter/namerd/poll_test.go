@@ -63,14 +63,14 @@ func TestPollFollowsChanges(t *testing.T) {
 	st := testSettings(s.url(), false)
 	st.Period = 10 * time.Millisecond
 	in := newTestInterp(t, st)
-	sink := newRecSink(t)
+	sink := kindtest.NewRecorder(t, sinkCap)
 	s.set("/svc/web", boundOne)
 	kindtest.ResolveUntil(context.Background(), in, "/svc/web", sink)
-	sink.expectBound(t, one)
+	sink.ExpectBound(t, one)
 	s.set("/svc/web", boundTwo)
-	sink.expectBound(t, one, two)
+	sink.ExpectBound(t, one, two)
 	s.set("/svc/web", negative)
-	sink.expectNotFound(t)
+	sink.ExpectNotFound(t)
 	if s.watched.Load() {
 		t.Fatal("poll mode sent a watch request, or to the wrong path")
 	}
@@ -78,7 +78,7 @@ func TestPollFollowsChanges(t *testing.T) {
 	n := s.requests("/svc/web")
 	waitFor(t, "more polls", func() bool { return s.requests("/svc/web") >= n+3 })
 	in.Close()
-	sink.expectEmpty(t)
+	sink.ExpectEmpty(t)
 	if in.stats.Updates.Load() != 3 || in.stats.Errors.Load() != 0 || in.stats.Reconnects.Load() != 0 {
 		t.Fatalf("updates %d, errors %d, reconnects %d; want 3, 0, 0",
 			in.stats.Updates.Load(), in.stats.Errors.Load(), in.stats.Reconnects.Load())
@@ -115,12 +115,12 @@ func TestPollErrorsRetryWithBackoff(t *testing.T) {
 				st.Timeout = 500 * time.Millisecond
 			}
 			in := newTestInterp(t, st)
-			sink := newRecSink(t)
+			sink := kindtest.NewRecorder(t, sinkCap)
 			kindtest.ResolveUntil(context.Background(), in, "/svc/web", sink)
 			for range 3 {
-				sink.expectFailed(t, "namerd: /svc/web: ", tt.want)
+				sink.ExpectFailed(t, "namerd: /svc/web: ", tt.want)
 			}
-			sink.expectBound(t, one)
+			sink.ExpectBound(t, one)
 			if in.stats.Errors.Load() != 3 || in.stats.Reconnects.Load() != 3 {
 				t.Fatalf("errors %d, reconnects %d; want 3 and 3", in.stats.Errors.Load(), in.stats.Reconnects.Load())
 			}
@@ -133,15 +133,15 @@ func TestPollServerRestarts(t *testing.T) {
 	st := testSettings(s.url(), false)
 	st.Period = 10 * time.Millisecond
 	in := newTestInterp(t, st)
-	sink := newRecSink(t)
+	sink := kindtest.NewRecorder(t, sinkCap)
 	s.set("/svc/web", boundTwo)
 	kindtest.ResolveUntil(context.Background(), in, "/svc/web", sink)
-	sink.expectBound(t, one, two)
+	sink.ExpectBound(t, one, two)
 	s.stop()
-	sink.expectFailed(t, "namerd: /svc/web:")
+	sink.ExpectFailed(t, "namerd: /svc/web:")
 	s.restart()
 	for {
-		r := sink.next(t)
+		r := sink.Next(t)
 		if r.State == interpreter.Failed {
 			continue
 		}
@@ -160,7 +160,7 @@ func TestPollReusesConnections(t *testing.T) {
 	in := newTestInterp(t, st)
 	const names, polls = 100, 3 // more names than connections
 	for i := range names {
-		kindtest.ResolveUntil(context.Background(), in, "/svc/s"+strconv.Itoa(i), newRecSink(t))
+		kindtest.ResolveUntil(context.Background(), in, "/svc/s"+strconv.Itoa(i), kindtest.NewRecorder(t, sinkCap))
 	}
 	waitFor(t, "every name polled several times", func() bool {
 		for i := range names {
@@ -188,11 +188,11 @@ func TestPollCancelAndClose(t *testing.T) {
 	s.set("/svc/a", boundOne)
 	s.set("/svc/b", boundTwo)
 	ctxA, cancelA := context.WithCancel(context.Background())
-	sinkA, sinkB := newRecSink(t), newRecSink(t)
+	sinkA, sinkB := kindtest.NewRecorder(t, sinkCap), kindtest.NewRecorder(t, sinkCap)
 	kindtest.ResolveUntil(ctxA, in, "/svc/a", sinkA)
 	kindtest.ResolveUntil(context.Background(), in, "/svc/b", sinkB)
-	sinkA.expectBound(t, one)
-	sinkB.expectBound(t, one, two)
+	sinkA.ExpectBound(t, one)
+	sinkB.ExpectBound(t, one, two)
 
 	cancelA()
 	stoppedAt := s.requests("/svc/a")
@@ -204,8 +204,8 @@ func TestPollCancelAndClose(t *testing.T) {
 
 	in.Close()
 	waitGoroutines(t)
-	sinkA.expectEmpty(t)
-	sinkB.expectEmpty(t)
+	sinkA.ExpectEmpty(t)
+	sinkB.ExpectEmpty(t)
 	s.stop()
 	waitFor(t, "the goroutine count returns to its baseline", func() bool { return runtime.NumGoroutine() <= base })
 }
@@ -226,9 +226,9 @@ func TestPollLargeAnswerReusesConnection(t *testing.T) {
 	}
 	b.WriteString(`],"meta":{}}`)
 	s.set("/svc/big", b.String())
-	sink := newRecSink(t)
+	sink := kindtest.NewRecorder(t, sinkCap)
 	kindtest.ResolveUntil(context.Background(), in, "/svc/big", sink)
-	if r := sink.next(t); r.State != interpreter.Bound || len(r.Endpoints) != addrs {
+	if r := sink.Next(t); r.State != interpreter.Bound || len(r.Endpoints) != addrs {
 		t.Fatalf("got %v with %d endpoints, want bound with %d", r.State, len(r.Endpoints), addrs)
 	}
 	waitFor(t, "5 polls", func() bool { return s.requests("/svc/big") >= 5 })

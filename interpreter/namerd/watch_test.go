@@ -22,11 +22,11 @@ var (
 )
 
 // startWatch starts a watch of name and returns the server's request for it.
-func startWatch(t *testing.T, name string) (testInterp, *fakeNamerd, *recSink, *fakeRequest) {
+func startWatch(t *testing.T, name string) (testInterp, *fakeNamerd, *kindtest.Recorder, *fakeRequest) {
 	t.Helper()
 	f := startFakeNamerd(t, nil)
 	in := newTestInterp(t, testSettings(f.url(), true))
-	sink := newRecSink(t)
+	sink := kindtest.NewRecorder(t, sinkCap)
 	kindtest.ResolveUntil(context.Background(), in, name, sink)
 	fr := f.next(t)
 	checkRequest(t, fr.r, "default", name, true)
@@ -36,11 +36,11 @@ func startWatch(t *testing.T, name string) (testInterp, *fakeNamerd, *recSink, *
 func TestWatchNamerdSequence(t *testing.T) {
 	_, _, sink, fr := startWatch(t, "/svc/web")
 	fr.send(t, boundOne+"\n")
-	sink.expectBound(t, one)
+	sink.ExpectBound(t, one)
 	fr.send(t, boundTwo+"\n")
-	sink.expectBound(t, one, two)
+	sink.ExpectBound(t, one, two)
 	fr.send(t, negative+"\n")
-	sink.expectNotFound(t)
+	sink.ExpectNotFound(t)
 }
 
 func TestWatchChunking(t *testing.T) {
@@ -66,9 +66,9 @@ func TestWatchChunking(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, sink, fr := startWatch(t, "/svc/web")
 			tt.send(t, fr)
-			sink.expectBound(t, one)
-			sink.expectBound(t, one, two)
-			sink.expectNotFound(t)
+			sink.ExpectBound(t, one)
+			sink.ExpectBound(t, one, two)
+			sink.ExpectNotFound(t)
 		})
 	}
 }
@@ -77,7 +77,7 @@ func TestWatchWeightsFromMeta(t *testing.T) {
 	in, _, sink, fr := startWatch(t, "/svc/web")
 	fr.send(t, `{"type":"bound","addrs":[{"ip":"10.0.0.7","port":9000,"meta":{"endpoint_addr_weight":0.5,"nodeName":"n1"}},`+
 		`{"ip":"10.0.0.8","port":9000,"meta":{"endpoint_addr_weight":3}},{"ip":"::1","port":9000,"meta":{}}],"meta":{}}`+"\n")
-	sink.expectBound(t, ep("10.0.0.7:9000", 0.5), ep("10.0.0.8:9000", 3), ep("[::1]:9000", 1))
+	sink.ExpectBound(t, ep("10.0.0.7:9000", 0.5), ep("10.0.0.8:9000", 3), ep("[::1]:9000", 1))
 	if in.stats.Updates.Load() != 1 || in.stats.LastGood.Load() == 0 {
 		t.Fatalf("updates %d, last good %d; want 1 and set", in.stats.Updates.Load(), in.stats.LastGood.Load())
 	}
@@ -86,11 +86,11 @@ func TestWatchWeightsFromMeta(t *testing.T) {
 func TestWatchDropsInvalidAddresses(t *testing.T) {
 	in, _, sink, fr := startWatch(t, "/svc/web")
 	fr.send(t, `{"type":"bound","addrs":[{"ip":"127.0.0.1","port":8080},{"ip":"127.0.0.300","port":1},{"ip":"127.0.0.1","port":8081,"meta":{"endpoint_addr_weight":-2}}]}`+"\n")
-	sink.expectBound(t, one)
+	sink.ExpectBound(t, one)
 	if got := in.stats.Errors.Load(); got != 2 {
 		t.Errorf("errors %d, want 2 (one per dropped address)", got)
 	}
-	if got := in.logs.count(slog.LevelWarn, "invalid addresses left out"); got != 1 {
+	if got := in.logs.Count(slog.LevelWarn, "invalid addresses left out"); got != 1 {
 		t.Errorf("%d warnings about dropped addresses, want 1", got)
 	}
 }
@@ -98,12 +98,12 @@ func TestWatchDropsInvalidAddresses(t *testing.T) {
 func TestWatchFailedAnswerKeepsStream(t *testing.T) {
 	in, f, sink, fr := startWatch(t, "/svc/web")
 	fr.send(t, boundOne+"\n")
-	sink.expectBound(t, one)
+	sink.ExpectBound(t, one)
 	fr.send(t, `{"type":"failed","cause":"no dtab for namespace"}`+"\n")
-	sink.expectFailed(t, "namerd: /svc/web: resolution failed: no dtab for namespace")
+	sink.ExpectFailed(t, "namerd: /svc/web: resolution failed: no dtab for namespace")
 	// The same set again is delivered: the Failed answer came in between.
 	fr.send(t, boundOne+"\n")
-	sink.expectBound(t, one)
+	sink.ExpectBound(t, one)
 	if len(f.reqs) != 0 || in.stats.Reconnects.Load() != 0 {
 		t.Fatalf("a failed answer made the watch reconnect (%d requests waiting, %d reconnects)", len(f.reqs), in.stats.Reconnects.Load())
 	}
@@ -112,10 +112,10 @@ func TestWatchFailedAnswerKeepsStream(t *testing.T) {
 func TestWatchPendingAndRepeats(t *testing.T) {
 	in, _, sink, fr := startWatch(t, "/svc/web")
 	fr.send(t, `{"type":"pending"}`+"\n", boundTwo+"\n")
-	sink.expectBound(t, one, two)
+	sink.ExpectBound(t, one, two)
 	// The same set, in another order: not delivered again.
 	fr.send(t, `{"type":"bound","addrs":[{"ip":"127.0.0.1","port":8081},{"ip":"127.0.0.1","port":8080}]}`+"\n", negative+"\n")
-	sink.expectNotFound(t)
+	sink.ExpectNotFound(t)
 	if got := in.stats.Updates.Load(); got != 2 {
 		t.Fatalf("updates %d, want 2", got)
 	}
@@ -166,15 +166,15 @@ func TestWatchStreamEnds(t *testing.T) {
 			in, f, sink, fr := startWatch(t, "/svc/web")
 			if tt.bound {
 				fr.send(t, boundOne+"\n")
-				sink.expectBound(t, one)
+				sink.ExpectBound(t, one)
 			}
 			tt.respond(t, fr)
-			sink.expectFailed(t, tt.want...)
+			sink.ExpectFailed(t, tt.want...)
 			// It reconnects, and the set is delivered, again if it was.
 			fr = f.next(t)
 			checkRequest(t, fr.r, "default", "/svc/web", true)
 			fr.send(t, boundOne+"\n")
-			sink.expectBound(t, one)
+			sink.ExpectBound(t, one)
 			if in.stats.Reconnects.Load() != 1 || in.stats.Errors.Load() != 1 {
 				t.Fatalf("reconnects %d, errors %d; want 1 and 1", in.stats.Reconnects.Load(), in.stats.Errors.Load())
 			}
@@ -186,12 +186,12 @@ func TestWatchFailingLogsOnce(t *testing.T) {
 	in, f, sink, fr := startWatch(t, "/svc/web")
 	for range 3 {
 		fr.status(t, 503, "not ready")
-		sink.expectFailed(t, "HTTP 503")
+		sink.ExpectFailed(t, "HTTP 503")
 		fr = f.next(t)
 	}
 	fr.send(t, boundOne+"\n")
-	sink.expectBound(t, one)
-	if w, i := in.logs.count(slog.LevelWarn, "resolution failing"), in.logs.count(slog.LevelInfo, "resolves again"); w != 1 || i != 1 {
+	sink.ExpectBound(t, one)
+	if w, i := in.logs.Count(slog.LevelWarn, "resolution failing"), in.logs.Count(slog.LevelInfo, "resolves again"); w != 1 || i != 1 {
 		t.Fatalf("%d warnings and %d recoveries logged, want 1 and 1", w, i)
 	}
 	if in.stats.Errors.Load() != 3 || in.stats.Reconnects.Load() != 3 {
@@ -246,16 +246,16 @@ func TestWatchServerNeverAnswers(t *testing.T) {
 	st := testSettings("http://"+addr, true)
 	st.Timeout = 250 * time.Millisecond
 	in := newTestInterp(t, st)
-	sink := newRecSink(t)
+	sink := kindtest.NewRecorder(t, sinkCap)
 	kindtest.ResolveUntil(context.Background(), in, "/svc/web", sink)
 	first := waitAccept(t, accepted)
 	defer first.Close()
 	// The request's deadline or the transport's header timeout, whichever
 	// fires first.
-	sink.expectFailed(t, "timeout")
+	sink.ExpectFailed(t, "timeout")
 	second := waitAccept(t, accepted)
 	defer second.Close()
-	sink.expectFailed(t, "timeout")
+	sink.ExpectFailed(t, "timeout")
 	if in.stats.Reconnects.Load() < 1 {
 		t.Fatalf("reconnects %d, want at least 1", in.stats.Reconnects.Load())
 	}
@@ -266,15 +266,15 @@ func TestWatchStallInsideAnswer(t *testing.T) {
 	st := testSettings(f.url(), true)
 	st.Timeout = 250 * time.Millisecond
 	in := newTestInterp(t, st)
-	sink := newRecSink(t)
+	sink := kindtest.NewRecorder(t, sinkCap)
 	kindtest.ResolveUntil(context.Background(), in, "/svc/web", sink)
 	fr := f.next(t)
 	fr.send(t, boundOne+"\n", boundTwo[:20])
-	sink.expectBound(t, one)
-	sink.expectFailed(t, "receiving an answer took longer than the timeout (250ms)")
+	sink.ExpectBound(t, one)
+	sink.ExpectFailed(t, "receiving an answer took longer than the timeout (250ms)")
 	fr.ended(t)
 	f.next(t).send(t, boundTwo+"\n")
-	sink.expectBound(t, one, two)
+	sink.ExpectBound(t, one, two)
 }
 
 func TestWatchQuietStreamIsNotTimedOut(t *testing.T) {
@@ -282,15 +282,15 @@ func TestWatchQuietStreamIsNotTimedOut(t *testing.T) {
 	st := testSettings(f.url(), true)
 	st.Timeout = 250 * time.Millisecond
 	in := newTestInterp(t, st)
-	sink := newRecSink(t)
+	sink := kindtest.NewRecorder(t, sinkCap)
 	kindtest.ResolveUntil(context.Background(), in, "/svc/web", sink)
 	fr := f.next(t)
 	fr.send(t, boundOne+"\n")
-	sink.expectBound(t, one)
+	sink.ExpectBound(t, one)
 	// Several timeouts pass with nothing sent: the stream must stay open.
 	time.Sleep(3 * st.Timeout)
 	fr.send(t, "\n", boundTwo+"\n")
-	sink.expectBound(t, one, two)
+	sink.ExpectBound(t, one, two)
 	if in.stats.Reconnects.Load() != 0 {
 		t.Fatalf("a quiet stream was reopened %d times", in.stats.Reconnects.Load())
 	}
@@ -299,19 +299,19 @@ func TestWatchQuietStreamIsNotTimedOut(t *testing.T) {
 func TestWatchServerRestarts(t *testing.T) {
 	in, f, sink, fr := startWatch(t, "/svc/web")
 	fr.send(t, boundTwo+"\n")
-	sink.expectBound(t, one, two)
+	sink.ExpectBound(t, one, two)
 
 	f.stop()
-	sink.expectFailed(t, "namerd: /svc/web:")
+	sink.ExpectFailed(t, "namerd: /svc/web:")
 	// Retries fail while it is down.
-	sink.expectFailed(t, "connection refused")
+	sink.ExpectFailed(t, "connection refused")
 
 	f.restart()
 	fr = f.next(t)
 	checkRequest(t, fr.r, "default", "/svc/web", true)
 	fr.send(t, boundTwo+"\n")
 	for {
-		r := sink.next(t)
+		r := sink.Next(t)
 		if r.State == interpreter.Failed {
 			continue // retries before the restart
 		}
@@ -320,7 +320,7 @@ func TestWatchServerRestarts(t *testing.T) {
 		}
 		break
 	}
-	if in.logs.count(slog.LevelWarn, "resolution failing") != 1 || in.logs.count(slog.LevelInfo, "resolves again") != 1 {
+	if in.logs.Count(slog.LevelWarn, "resolution failing") != 1 || in.logs.Count(slog.LevelInfo, "resolves again") != 1 {
 		t.Fatalf("want one warning and one recovery logged")
 	}
 }
@@ -328,12 +328,12 @@ func TestWatchServerRestarts(t *testing.T) {
 func TestWatchCancel(t *testing.T) {
 	f := startFakeNamerd(t, nil)
 	in := newTestInterp(t, testSettings(f.url(), true))
-	sink := newRecSink(t)
+	sink := kindtest.NewRecorder(t, sinkCap)
 	ctx, cancel := context.WithCancel(context.Background())
 	kindtest.ResolveUntil(ctx, in, "/svc/web", sink)
 	fr := f.next(t)
 	fr.send(t, boundOne+"\n")
-	sink.expectBound(t, one)
+	sink.ExpectBound(t, one)
 
 	cancel()
 	fr.ended(t)
@@ -342,7 +342,7 @@ func TestWatchCancel(t *testing.T) {
 		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "namerd.(*nameWatch).watchLoop")
 	})
 	in.Close()
-	sink.expectEmpty(t)
+	sink.ExpectEmpty(t)
 	if len(f.reqs) != 0 {
 		t.Fatalf("a canceled watch sent another request")
 	}
@@ -360,10 +360,10 @@ func TestWatchManyNamesCloseWaits(t *testing.T) {
 	}
 	t.Cleanup(func() { in.Close() }) // on failure; else closed below
 	const names = 200
-	sinks := make(map[string]*recSink)
+	sinks := make(map[string]*kindtest.Recorder)
 	for i := range names {
 		name := "/svc/s" + strconv.Itoa(i)
-		sinks[name] = newRecSink(t)
+		sinks[name] = kindtest.NewRecorder(t, sinkCap)
 		kindtest.ResolveUntil(context.Background(), in, name, sinks[name])
 	}
 	for range names {
@@ -371,12 +371,12 @@ func TestWatchManyNamesCloseWaits(t *testing.T) {
 		fr.send(t, boundOne+"\n")
 	}
 	for _, s := range sinks {
-		s.expectBound(t, one)
+		s.ExpectBound(t, one)
 	}
 	in.Close()
 	waitGoroutines(t)
 	for _, s := range sinks {
-		s.expectEmpty(t)
+		s.ExpectEmpty(t)
 	}
 	f.stop()
 	waitFor(t, "the goroutine count returns to its baseline", func() bool { return runtime.NumGoroutine() <= base })
@@ -385,13 +385,13 @@ func TestWatchManyNamesCloseWaits(t *testing.T) {
 func TestResolveInvalidNameOrClosed(t *testing.T) {
 	f := startFakeNamerd(t, nil)
 	in := newTestInterp(t, testSettings(f.url(), true))
-	sink := newRecSink(t)
+	sink := kindtest.NewRecorder(t, sinkCap)
 	kindtest.ResolveUntil(context.Background(), in, "/svc//web", sink)
-	sink.expectFailed(t, `namerd: "/svc//web" has an empty segment`)
+	sink.ExpectFailed(t, `namerd: "/svc//web" has an empty segment`)
 
 	in.Close()
 	kindtest.ResolveUntil(context.Background(), in, "/svc/web", sink)
-	sink.expectFailed(t, "namerd: interpreter closed")
+	sink.ExpectFailed(t, "namerd: interpreter closed")
 	if len(f.reqs) != 0 {
 		t.Fatal("a request was sent")
 	}
@@ -402,7 +402,7 @@ func TestBackoffResetsAfterGoodAnswer(t *testing.T) {
 	st := testSettings(f.url(), true)
 	st.BackoffMin, st.BackoffMax = time.Second, time.Hour
 	in := newTestInterp(t, st)
-	w := in.newNameWatch("/svc/web", newRecSink(t))
+	w := in.newNameWatch("/svc/web", kindtest.NewRecorder(t, sinkCap))
 	defer w.release()
 	for range 20 {
 		w.backoff.Next()
