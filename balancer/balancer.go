@@ -4,7 +4,7 @@
 // and, when the name is bound, its endpoint set. A discovery update never
 // waits for traffic and never runs on the data path: the interpreter
 // watching the name calls Update from its own goroutine, and event loops
-// call Pick without taking a lock or allocating.
+// call Pick, or PickKey, without taking a lock or allocating.
 //
 // Until the first answer a balancer is pending: connections wait for it,
 // parked on their own event loops. A loop subscribes with OnAnswer and is
@@ -52,6 +52,14 @@ type Options struct {
 	// Clock returns the event loops' time, in which penalties are set;
 	// nil is netpoll.Monotonic, the loops' clock.
 	Clock func() int64
+	// Policy is how PickKey chooses: PolicyP2C (the zero value) or
+	// PolicyHash. Pick is power of two choices under either.
+	Policy Policy
+	// HashBalanceFactor bounds the load of PolicyHash: no endpoint takes a
+	// connection that would put it above this multiple of its share of
+	// the load. Zero is 1.25, a negative value disables the bound, and a
+	// value between 0 and 1 is taken as 1.
+	HashBalanceFactor float64
 }
 
 // Balancer spreads the connections to one destination name over the
@@ -69,6 +77,7 @@ type Balancer struct {
 	answers  uint64                                // Updates applied
 	failures uint64                                // Failed answers
 	lastErr  error                                 // of the last Failed answer
+	scale    float64                               // of the last ring's weights; 0 before the first (see ringScale)
 }
 
 // snapshot is one state of a name. It is never modified after it is
@@ -76,6 +85,7 @@ type Balancer struct {
 type snapshot struct {
 	state     State
 	endpoints []*endpoint.Endpoint // Bound only: distinct addresses, in resolution order
+	ring      *ring                // PolicyHash with two endpoints or more: endpoints on the ring
 }
 
 var pending = &snapshot{state: Pending}
@@ -160,6 +170,9 @@ func (b *Balancer) OnAnswer(subscriber any, f func()) bool {
 //
 // A NotFound answer empties the set. A Failed answer keeps the set of an
 // earlier answer; with none, the balancer is Failed.
+//
+// Under PolicyHash, Update also builds the hash ring of the new set, so
+// that PickKey only reads it.
 func (b *Balancer) Update(r interpreter.Resolution) {
 	b.mu.Lock()
 	old := b.snap.Load()
@@ -233,6 +246,7 @@ func (b *Balancer) bind(old *snapshot, eps []interpreter.Endpoint, now int64) *s
 		next.endpoints = append(next.endpoints, e)
 	}
 	b.retire(old.endpoints, index, now)
+	next.ring = b.ring(old, next.endpoints)
 	return next
 }
 

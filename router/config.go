@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -85,7 +86,27 @@ type ServerConfig struct {
 	// (systemd's socket activation), set by the process, not the file;
 	// 0: none, bind Listen.
 	Inherited int `json:"-"`
+
+	// HandshakeTimeout bounds reading what a connection sends before it
+	// can be routed: a PROXY header, a TLS ClientHello.
+	HandshakeTimeout time.Duration
+	// SNIDefault is the dst of the connections of a server whose Dst
+	// has {sni} when their ClientHello names no server (or is not one);
+	// "": they are closed.
+	SNIDefault string
+	// ProxyProtocol is the PROXY protocol header every connection starts
+	// with: "" (none), "v1", "v2" or "any"; only the peers in
+	// ProxyProtocolFrom may send one, the others are refused.
+	ProxyProtocol     string
+	ProxyProtocolFrom []netip.Prefix
 }
+
+// SNI reports whether connections are routed by the server name of their
+// TLS ClientHello: the server's dst has {sni}.
+func (s *ServerConfig) SNI() bool { return strings.Contains(s.Dst, sniPlaceholder) }
+
+// sniPlaceholder is what a dst has where the server name goes.
+const sniPlaceholder = "{sni}"
 
 // ClientConfig is how a router connects to the endpoints of a name.
 type ClientConfig struct {
@@ -95,6 +116,15 @@ type ClientConfig struct {
 	// answer, per name.
 	MaxWaiters     int
 	FailureAccrual endpoint.Accrual
+	// SendProxy is the PROXY protocol header written to the endpoint
+	// before the client's first byte: "" (none), "v1" or "v2".
+	SendProxy string
+	// Balancer picks endpoints: "p2c" (the less loaded of two at random)
+	// or "hash" (consistent hashing of HashKey, "source_ip" or "sni",
+	// with no endpoint above HashBalanceFactor times the mean load).
+	Balancer          string
+	HashKey           string
+	HashBalanceFactor float64
 }
 
 // Load reads and parses the configuration file at path. Problems in the

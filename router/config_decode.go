@@ -34,12 +34,18 @@ type (
 		maxWaiters          *int64
 		consecutiveFailures *int64
 		penalty             *time.Duration
+		sendProxy           *string
+		balancer, hashKey   *string
+		hashBalanceFactor   *float64
 	}
 	rawServer struct {
 		path                                  string
 		listen, dst, systemdSocket            *string
 		connectTimeout, lifetime, idleTimeout *time.Duration
 		maxConnections                        *int64
+		handshakeTimeout                      *time.Duration
+		sniDefault, proxyProtocol             *string
+		proxyProtocolFrom                     []*string
 	}
 )
 
@@ -96,6 +102,11 @@ func decodeRouter(t *table) *rawRouter {
 			idleTimeout:    st.duration("idle_timeout"),
 			maxConnections: st.int("max_connections"),
 			systemdSocket:  st.string("systemd_socket"),
+
+			handshakeTimeout:  st.duration("handshake_timeout"),
+			sniDefault:        st.string("sni_default"),
+			proxyProtocol:     st.string("proxy_protocol"),
+			proxyProtocolFrom: st.strings("proxy_protocol_from"),
 		})
 		st.done()
 	}
@@ -104,6 +115,10 @@ func decodeRouter(t *table) *rawRouter {
 	r.connectTimeout = ct.duration("connect_timeout")
 	r.connectAttempts = ct.int("connect_attempts")
 	r.maxWaiters = ct.int("max_waiters")
+	r.sendProxy = ct.string("send_proxy")
+	r.balancer = ct.string("balancer")
+	r.hashKey = ct.string("hash_key")
+	r.hashBalanceFactor = ct.float("hash_balance_factor")
 	fa := ct.table("failure_accrual")
 	r.consecutiveFailures = fa.int("consecutive_failures")
 	r.penalty = fa.duration("penalty")
@@ -207,6 +222,23 @@ func (t *table) int(key string) *int64 {
 		return nil
 	}
 	return &n
+}
+
+// float decodes a number; an integer is taken as one.
+func (t *table) float(key string) *float64 {
+	v, path, ok := t.take(key)
+	if !ok {
+		return nil
+	}
+	switch n := v.(type) {
+	case float64:
+		return &n
+	case int64:
+		f := float64(n)
+		return &f
+	}
+	t.p.add(path, "expected a number, got %s", describe(v))
+	return nil
 }
 
 func (t *table) string(key string) *string {

@@ -21,6 +21,10 @@ const (
 	defaultMaxNames            = 10000
 	defaultDrainTimeout        = 30 * time.Second
 	defaultAdminListen         = "127.0.0.1:9989"
+	defaultHandshakeTimeout    = 5 * time.Second
+	defaultBalancer            = "p2c"
+	defaultHashKey             = "source_ip"
+	defaultHashBalanceFactor   = 1.25
 )
 
 func (c *rawConfig) setDefaults() {
@@ -38,7 +42,14 @@ func (c *rawConfig) setDefaults() {
 			orDefault(&s.lifetime, defaultLifetime)
 			orDefault(&s.idleTimeout, defaultIdleTimeout)
 			orDefault(&s.maxConnections, defaultMaxConnections)
+			orDefault(&s.handshakeTimeout, defaultHandshakeTimeout)
+			orDefault(&s.sniDefault, "")
+			orDefault(&s.proxyProtocol, "")
 		}
+		orDefault(&r.sendProxy, "")
+		orDefault(&r.balancer, defaultBalancer)
+		orDefault(&r.hashKey, defaultHashKey)
+		orDefault(&r.hashBalanceFactor, defaultHashBalanceFactor)
 		orDefault(&r.connectTimeout, defaultClientConnect)
 		orDefault(&r.connectAttempts, defaultConnectAttempts)
 		orDefault(&r.maxWaiters, defaultMaxWaiters)

@@ -109,12 +109,18 @@ func TestParseIssueExample(t *testing.T) {
 				Lifetime:       0,
 				IdleTimeout:    5 * time.Minute,
 				MaxConnections: 10000,
+
+				HandshakeTimeout: 5 * time.Second,
 			}},
 			Client: ClientConfig{
 				ConnectTimeout:  500 * time.Millisecond,
 				ConnectAttempts: 3,
 				MaxWaiters:      1000,
 				FailureAccrual:  endpoint.Accrual{ConsecutiveFailures: 5, Penalty: 60 * time.Second},
+
+				Balancer:          "p2c",
+				HashKey:           "source_ip",
+				HashBalanceFactor: 1.25,
 			},
 			BindIdle: 10 * time.Minute,
 			MaxNames: 10000,
@@ -146,8 +152,10 @@ servers = [{ listen = "127.0.0.1:0", dst = "/a" }]
 		Lifetime:       0,
 		IdleTimeout:    5 * time.Minute,
 		MaxConnections: 0,
+
+		HandshakeTimeout: 5 * time.Second,
 	}
-	if r.Servers[0] != wantServer {
+	if !reflect.DeepEqual(r.Servers[0], wantServer) {
 		t.Errorf("Servers[0] = %+v, want %+v", r.Servers[0], wantServer)
 	}
 	wantClient := ClientConfig{
@@ -155,6 +163,10 @@ servers = [{ listen = "127.0.0.1:0", dst = "/a" }]
 		ConnectAttempts: 3,
 		MaxWaiters:      1000,
 		FailureAccrual:  endpoint.Accrual{ConsecutiveFailures: 5, Penalty: 60 * time.Second},
+
+		Balancer:          "p2c",
+		HashKey:           "source_ip",
+		HashBalanceFactor: 1.25,
 	}
 	if r.BindIdle != 10*time.Minute || r.MaxNames != 10000 {
 		t.Errorf("BindIdle, MaxNames = %v, %d, want 10m, 10000", r.BindIdle, r.MaxNames)
@@ -426,6 +438,51 @@ func TestParseErrors(t *testing.T) {
 		name: "negative consecutive failures",
 		src:  configEdit(t, `connect_attempts = 2`, `failure_accrual = { consecutive_failures = -1 }`),
 		want: []string{`routers[1].client.failure_accrual.consecutive_failures: must be at least 0, got -1`},
+	}, {
+		name: "proxy_protocol unknown",
+		src:  configEdit(t, `  idle_timeout = "1m"`, `  proxy_protocol = "v3"`+"\n"+`  proxy_protocol_from = ["10.0.0.0/8"]`),
+		want: []string{`routers[0].servers[1].proxy_protocol: "v3" is not one of "", "v1", "v2", "any"`},
+	}, {
+		name: "proxy_protocol without proxy_protocol_from",
+		src:  configEdit(t, `  idle_timeout = "1m"`, `  proxy_protocol = "v2"`),
+		want: []string{`routers[0].servers[1].proxy_protocol_from: required with proxy_protocol`},
+	}, {
+		name: "proxy_protocol_from without proxy_protocol",
+		src:  configEdit(t, `  idle_timeout = "1m"`, `  proxy_protocol_from = ["10.0.0.0/8"]`),
+		want: []string{`routers[0].servers[1].proxy_protocol_from: lists who may send a PROXY header: it needs proxy_protocol`},
+	}, {
+		name: "proxy_protocol_from bad CIDR",
+		src:  configEdit(t, `  idle_timeout = "1m"`, `  proxy_protocol = "any"`+"\n"+`  proxy_protocol_from = ["10.0.0.1/8", "fe80::/10", "nope"]`),
+		want: []string{`routers[0].servers[1].proxy_protocol_from[0]: "10.0.0.1/8" is not a CIDR or an IP address: has host bits set (the network is 10.0.0.0/8)`,
+			`routers[0].servers[1].proxy_protocol_from[2]: "nope" is not a CIDR`},
+	}, {
+		name: "handshake_timeout zero",
+		src:  configEdit(t, `  idle_timeout = "1m"`, `  handshake_timeout = "0s"`),
+		want: []string{`routers[0].servers[1].handshake_timeout: must be greater than 0`},
+	}, {
+		name: "sni dst no static name fits",
+		src: configEdit(t, `listen = "127.0.0.1:7476"
+  dst = "/svc/echo"`, `listen = "127.0.0.1:7476"
+  dst = "/tls/{sni}"`),
+		want: []string{`routers[1].servers[0].dst: no static name fits "/tls/{sni}"`},
+	}, {
+		name: "sni_default without sni",
+		src:  configEdit(t, `  idle_timeout = "1m"`, `  sni_default = "/svc/web"`),
+		want: []string{`routers[0].servers[1].sni_default: is where connections without a server name go: it needs a dst with {sni}`},
+	}, {
+		name: "client keys",
+		src: configEdit(t, `  connect_attempts = 2`, `  send_proxy = "v9"
+  balancer = "roundrobin"
+  hash_key = "cookie"
+  hash_balance_factor = 0.5`),
+		want: []string{`routers[1].client.send_proxy: "v9" is not one of "", "v1", "v2"`,
+			`routers[1].client.balancer: "roundrobin" is not one of "p2c", "hash"`,
+			`routers[1].client.hash_key: "cookie" is not one of "source_ip", "sni"`,
+			`routers[1].client.hash_balance_factor: must be 1-100`},
+	}, {
+		name: "hash on sni without sni",
+		src:  configEdit(t, `  connect_attempts = 2`, `  balancer = "hash"`+"\n"+`  hash_key = "sni"`),
+		want: []string{`routers[1].servers[0].dst: has no {sni}, which client.hash_key = "sni" needs`},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

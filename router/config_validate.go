@@ -1,13 +1,16 @@
 package router
 
 import (
+	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/endpoint"
+	"github.com/switchyard-proxy/switchyard/interpreter"
 )
 
 // Limits checked by validation.
@@ -19,6 +22,8 @@ const (
 	maxConnectAttempts = 100
 	maxMaxWaiters      = 1 << 20
 	maxMaxNames        = 1 << 20
+
+	maxHashBalanceFactor = 100
 )
 
 var labelPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
@@ -58,6 +63,10 @@ func (c *rawConfig) validate(p *problems) *Config {
 					ConsecutiveFailures: checkAtLeast(p, r.path+".client.failure_accrual.consecutive_failures", *r.consecutiveFailures, 0),
 					Penalty:             checkNonNegative(p, r.path+".client.failure_accrual.penalty", *r.penalty),
 				},
+				SendProxy:         checkOneOf(p, r.path+".client.send_proxy", *r.sendProxy, "", "v1", "v2"),
+				Balancer:          checkOneOf(p, r.path+".client.balancer", *r.balancer, "p2c", "hash"),
+				HashKey:           checkOneOf(p, r.path+".client.hash_key", *r.hashKey, "source_ip", "sni"),
+				HashBalanceFactor: *r.hashBalanceFactor,
 			},
 			BindIdle: checkPositive(p, r.path+".bind_idle", *r.bindIdle),
 			MaxNames: checkRange(p, r.path+".max_names", *r.maxNames, 1, maxMaxNames),
@@ -65,8 +74,16 @@ func (c *rawConfig) validate(p *problems) *Config {
 		if len(r.servers) == 0 {
 			p.add(r.path+".servers", "at least one [[routers.servers]] table is required")
 		}
+		if f := rc.Client.HashBalanceFactor; !(f >= 1) || f > maxHashBalanceFactor {
+			p.add(r.path+".client.hash_balance_factor", "must be 1-%d (a multiple of the mean load no endpoint may pass), got %v",
+				maxHashBalanceFactor, f)
+		}
 		for _, s := range r.servers {
-			rc.Servers = append(rc.Servers, s.validate(p, rc.Interpreter, listens))
+			sc := s.validate(p, rc.Interpreter, listens)
+			if rc.Client.Balancer == "hash" && rc.Client.HashKey == "sni" && sc.Dst != "" && !sc.SNI() {
+				p.add(s.path+".dst", `has no {sni}, which client.hash_key = "sni" needs`)
+			}
+			rc.Servers = append(rc.Servers, sc)
 		}
 		cfg.Routers = append(cfg.Routers, rc)
 	}
@@ -129,20 +146,121 @@ func (s *rawServer) validate(p *problems, ic InterpreterConfig, listens map[uint
 		MaxConnections: checkAtLeast(p, s.path+".max_connections", *s.maxConnections, 0),
 		SystemdSocket:  s.checkSystemdSocket(p),
 	}
-	path := s.path + ".dst"
-	switch {
-	case s.dst == nil:
-		p.add(path, "required")
+	sc.HandshakeTimeout = checkPositive(p, s.path+".handshake_timeout", *s.handshakeTimeout)
+	s.checkProxyProtocol(p, &sc)
+	if s.dst == nil {
+		p.add(s.path+".dst", "required")
 		return sc
-	case !strings.HasPrefix(*s.dst, "/"):
-		p.add(path, `%s must start with "/"`, quote(*s.dst))
+	}
+	sc.Dst = *s.dst
+	if sc.SNI() {
+		checkSNIDst(p, s.path+".dst", sc.Dst, ic)
+	} else {
+		checkDst(p, s.path+".dst", sc.Dst, ic)
+	}
+	if *s.sniDefault != "" {
+		if !sc.SNI() {
+			p.add(s.path+".sni_default", "is where connections without a server name go: it needs a dst with {sni}")
+		} else {
+			checkDst(p, s.path+".sni_default", *s.sniDefault, ic)
+		}
+		sc.SNIDefault = *s.sniDefault
+	}
+	return sc
+}
+
+// checkDst checks a destination name, for the interpreter ic.
+func checkDst(p *problems, path, dst string, ic InterpreterConfig) {
+	switch {
+	case !strings.HasPrefix(dst, "/"):
+		p.add(path, `%s must start with "/"`, quote(dst))
 	case ic.Settings != nil:
-		if err := ic.Settings.CheckName(*s.dst); err != nil {
+		if err := ic.Settings.CheckName(dst); err != nil {
 			p.addErr(path, err)
 		}
 	}
-	sc.Dst = *s.dst
-	return sc
+}
+
+// checkSNIDst checks a dst with {sni}: once, and, as a name with a server
+// name in its place, for the interpreter ic; for static names, that some
+// configured name fits it.
+func checkSNIDst(p *problems, path, dst string, ic InterpreterConfig) {
+	if strings.Count(dst, sniPlaceholder) > 1 {
+		p.add(path, "%s has {sni} more than once", quote(dst))
+		return
+	}
+	st, ok := ic.Settings.(*interpreter.StaticSettings)
+	if !ok {
+		checkDst(p, path, strings.Replace(dst, sniPlaceholder, "example.com", 1), ic)
+		return
+	}
+	before, after, _ := strings.Cut(dst, sniPlaceholder)
+	for name := range st.Names {
+		if len(name) > len(before)+len(after) && strings.HasPrefix(name, before) && strings.HasSuffix(name, after) {
+			return
+		}
+	}
+	p.add(path, "no static name fits %s (a name with a server name in place of {sni})", quote(dst))
+}
+
+// checkProxyProtocol checks proxy_protocol and the peers allowed to send
+// its header, which must be given with it: whoever may send the header
+// may say they are anyone.
+func (s *rawServer) checkProxyProtocol(p *problems, sc *ServerConfig) {
+	sc.ProxyProtocol = checkOneOf(p, s.path+".proxy_protocol", *s.proxyProtocol, "", "v1", "v2", "any")
+	path := s.path + ".proxy_protocol_from"
+	switch {
+	case *s.proxyProtocol == "" && s.proxyProtocolFrom != nil:
+		p.add(path, "lists who may send a PROXY header: it needs proxy_protocol")
+		return
+	case *s.proxyProtocol != "" && len(s.proxyProtocolFrom) == 0:
+		p.add(path, `required with proxy_protocol: the addresses of the balancers that send the header, `+
+			`as CIDRs (["10.0.0.0/8"]); ["0.0.0.0/0", "::/0"] trusts everyone to say who they are`)
+		return
+	}
+	for i, v := range s.proxyProtocolFrom {
+		if v == nil {
+			continue // reported by the decoder
+		}
+		pfx, err := parsePrefix(*v)
+		if err != nil {
+			p.add(indexPath(path, i), "%s is not a CIDR or an IP address: %v", quote(*v), err)
+			continue
+		}
+		sc.ProxyProtocolFrom = append(sc.ProxyProtocolFrom, pfx)
+	}
+}
+
+// parsePrefix parses "10.0.0.0/8", or an address alone as its own prefix.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+	}
+	pfx, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if pfx != pfx.Masked() {
+		return netip.Prefix{}, fmt.Errorf("has host bits set (the network is %s)", pfx.Masked())
+	}
+	return pfx, nil
+}
+
+// checkOneOf checks that v is one of the values allowed.
+func checkOneOf(p *problems, path, v string, allowed ...string) string {
+	if slices.Contains(allowed, v) {
+		return v
+	}
+	quoted := make([]string, len(allowed))
+	for i, a := range allowed {
+		quoted[i] = strconv.Quote(a)
+	}
+	p.add(path, "%s is not one of %s", quote(v), strings.Join(quoted, ", "))
+	return v
 }
 
 // checkAdminListen checks the admin endpoint's address: "" (off) or IP:port.

@@ -141,7 +141,7 @@ func (p *Proxy) build(cfg *Config) (*plan, error) {
 			p.abandon(pl)
 			return nil, fmt.Errorf("router %s: %w", rc.Label, err)
 		}
-		r := &Router{label: rc.Label, gen: g, names: nm, client: rc.Client}
+		r := newRouter(rc, g, nm)
 		g.routers = append(g.routers, r)
 		for j, sc := range rc.Servers {
 			key := keys[i][j]
@@ -153,6 +153,7 @@ func (p *Proxy) build(cfg *Config) (*plan, error) {
 				IdleTimeout:    sc.IdleTimeout,
 				MaxConnections: sc.MaxConnections,
 				Dispatcher:     r,
+				Handshake:      handshakeOf(&sc),
 			}
 			s := p.servers[key]
 			if s == nil {
@@ -218,9 +219,11 @@ func (p *Proxy) names(pl *plan, cur *generation, rc *RouterConfig) (*names, erro
 		settings: rc.Interpreter.Settings,
 		binder: binder.New(interp, binder.Options{
 			Balancer: balancer.Options{
-				Accrual:    rc.Client.FailureAccrual,
-				MaxWaiters: rc.Client.MaxWaiters,
-				Clock:      netpoll.Monotonic,
+				Accrual:           rc.Client.FailureAccrual,
+				MaxWaiters:        rc.Client.MaxWaiters,
+				Clock:             netpoll.Monotonic,
+				Policy:            policyOf(rc.Client.Balancer),
+				HashBalanceFactor: rc.Client.HashBalanceFactor,
 			},
 			BindIdle: rc.BindIdle,
 			MaxNames: rc.MaxNames,
@@ -240,7 +243,48 @@ func sameBinder(a, b *RouterConfig) bool {
 		a.BindIdle == b.BindIdle &&
 		a.MaxNames == b.MaxNames &&
 		a.Client.MaxWaiters == b.Client.MaxWaiters &&
-		a.Client.FailureAccrual == b.Client.FailureAccrual
+		a.Client.FailureAccrual == b.Client.FailureAccrual &&
+		a.Client.Balancer == b.Client.Balancer &&
+		a.Client.HashBalanceFactor == b.Client.HashBalanceFactor
+}
+
+// newRouter is the router of rc in generation g, resolving through nm.
+func newRouter(rc *RouterConfig, g *generation, nm *names) *Router {
+	r := &Router{label: rc.Label, gen: g, names: nm, client: rc.Client}
+	switch rc.Client.SendProxy {
+	case "v1":
+		r.sendProxy = server.ProxyV1
+	case "v2":
+		r.sendProxy = server.ProxyV2
+	}
+	r.hashed = rc.Client.Balancer == "hash"
+	r.hashSNI = r.hashed && rc.Client.HashKey == "sni"
+	return r
+}
+
+// policyOf is the balancer policy a validated configuration names.
+func policyOf(name string) balancer.Policy {
+	if name == "hash" {
+		return balancer.PolicyHash
+	}
+	return balancer.PolicyP2C
+}
+
+// handshakeOf is what sc's connections send before routing; nil: nothing.
+func handshakeOf(sc *ServerConfig) *server.Handshake {
+	if sc.ProxyProtocol == "" && !sc.SNI() {
+		return nil
+	}
+	hs := &server.Handshake{Timeout: sc.HandshakeTimeout, From: sc.ProxyProtocolFrom, SNI: sc.SNI(), Default: sc.SNIDefault}
+	switch sc.ProxyProtocol {
+	case "v1":
+		hs.Proxy = server.ProxyAllowV1
+	case "v2":
+		hs.Proxy = server.ProxyAllowV2
+	case "any":
+		hs.Proxy = server.ProxyAllowAny
+	}
+	return hs
 }
 
 // abandon undoes a build that failed: the sockets bound for it and the

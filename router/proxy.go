@@ -32,6 +32,10 @@ type worker struct {
 	rng  *rand.Rand
 	sa   endpoint.SockaddrBuf
 	free []*stream
+	// peek is the buffer of handshakes (made at the loop's first),
+	// proxyHdr that of the PROXY headers sent.
+	peek     []byte
+	proxyHdr [proxyHeaderRoom]byte
 	// waiting holds the streams parked on this loop until their name's
 	// first answer, by balancer. A balancer enters the map with its first
 	// waiter on this loop, when the worker subscribes to its answer

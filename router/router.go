@@ -16,6 +16,11 @@ type Router struct {
 	names   *names
 	client  ClientConfig
 	servers []*server.Server
+
+	// From client: the PROXY header sent to endpoints (0: none), and
+	// whether the balancer hashes a key, by server name or source.
+	sendProxy       server.ProxyVersion
+	hashed, hashSNI bool
 }
 
 // Label is the router's label.

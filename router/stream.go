@@ -2,6 +2,7 @@ package router
 
 import (
 	"errors"
+	"net/netip"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,7 +18,8 @@ import (
 type phase uint8
 
 const (
-	phaseConnecting  phase = iota // client accepted, upstream not established
+	phaseHandshake   phase = iota // reading a PROXY header or ClientHello, not yet routed
+	phaseConnecting               // client accepted, upstream not established
 	phaseWaiting                  // waiting for the name's first answer
 	phaseEstablished              // bytes flow through the duplex
 	phaseClosed                   // both fds closed, Done reported
@@ -51,8 +53,12 @@ type stream struct {
 	tried    []*endpoint.Endpoint
 	triedBuf [4]*endpoint.Endpoint
 
+	sni      string         // the ClientHello's server name, when routed by it
+	proxyDst netip.AddrPort // the destination an accepted PROXY header gave
+
 	// Small fields together, so that the struct stays in its size class.
 	phase        phase
+	proxyRead    bool   // the PROXY header expected, if any, is consumed
 	clientEvents uint32 // client readiness seen while connecting
 	waitIndex    int32  // in the worker's waiting[bal] while phaseWaiting
 	lastActive   int64
@@ -102,7 +108,18 @@ func (s *stream) start(w *worker, r *Router, fd int, env *server.Envelope) {
 		s.finish(server.ReasonReset)
 		return
 	}
-	name, err := r.names.binder.Bind(env.Dst, w.loop.Now())
+	if env.Handshake != nil {
+		s.startHandshake()
+		return
+	}
+	s.route()
+}
+
+// route binds the stream's destination and connects, or parks the stream
+// until the name's first answer.
+func (s *stream) route() {
+	w := s.w
+	name, err := s.r.names.binder.Bind(s.env.Dst, w.loop.Now())
 	if err != nil {
 		s.finish(server.ReasonNamesFull)
 		return
@@ -177,7 +194,7 @@ func (s *stream) connect() {
 			s.finish(server.ReasonConnectFailed) // attempts ran out first: connect_timeout is the deadline only
 			return
 		}
-		ep := s.name.Balancer().Pick(s.w.rng, now, s.tried)
+		ep := s.name.Balancer().PickKey(s.hashKey(), s.w.rng, now, s.tried)
 		if ep == nil {
 			if len(s.tried) == 0 {
 				s.finish(server.ReasonNoEndpoints)
@@ -253,6 +270,9 @@ func connectFailure(fd int) server.ConnectFailure {
 
 func (s *stream) onEvent(which duplex.Side, ev uint32) {
 	switch s.phase {
+	case phaseHandshake:
+		s.clientEvents |= ev
+		s.handshake()
 	case phaseWaiting, phaseConnecting:
 		if which == duplex.Client {
 			if ev&(netpoll.EventErr|netpoll.EventHup) != 0 {
@@ -278,6 +298,10 @@ func (s *stream) onEvent(which duplex.Side, ev uint32) {
 // established starts the duplex once the upstream connect completed.
 func (s *stream) established(ev uint32) {
 	l := s.w.loop
+	if s.r.sendProxy != 0 && !s.sendProxy() {
+		s.attemptFailed(server.ConnectOther)
+		return
+	}
 	s.ep.Succeeded()
 	s.env.Counters.ObserveConnect(time.Duration(l.Now() - s.env.Accepted))
 	s.phase = phaseEstablished
@@ -323,6 +347,8 @@ func (s *stream) armDeadline() {
 // every byte batch.
 func (s *stream) OnTimer(now int64) {
 	switch s.phase {
+	case phaseHandshake:
+		s.finish(server.ReasonHandshakeTimeout)
 	case phaseWaiting:
 		s.finish(server.ReasonConnectTimeout)
 	case phaseConnecting:
@@ -411,6 +437,7 @@ func (s *stream) finish(reason server.Reason) {
 	srv, counters := s.env.Server, s.env.Counters
 	counters.ObserveDuration(time.Duration(l.Now() - s.env.Accepted))
 	s.env = server.Envelope{}
+	s.sni, s.proxyDst, s.proxyRead = "", netip.AddrPort{}, false
 	clear(s.triedBuf[:])
 	s.tried = nil
 	srv.Done(counters, reason)

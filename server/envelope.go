@@ -13,7 +13,9 @@ type Envelope struct {
 	// Counters are the accepting loop's counters of Server: the
 	// connection counts into them, on that loop.
 	Counters *Counters
-	Dst      string // destination name to bind
+	Dst      string // destination name to bind; with Handshake.SNI, a template with "{sni}"
+	// Handshake is what to read before routing; nil: nothing.
+	Handshake *Handshake
 
 	Accepted         int64         // accept time
 	ConnectDeadline  int64         // upstream must be established by then

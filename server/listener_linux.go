@@ -270,10 +270,21 @@ func (ln *listener) fill(rt *Route, c *Counters) {
 		Accepted:        now,
 		ConnectDeadline: now + int64(rt.ConnectTimeout),
 		IdleTimeout:     rt.IdleTimeout,
+		Handshake:       rt.Handshake,
 	}
 	if rt.Lifetime > 0 {
 		ln.env.LifetimeDeadline = now + int64(rt.Lifetime)
 	}
+}
+
+// SockName returns the local address of the socket fd, without allocating.
+func SockName(fd int) (netip.AddrPort, error) {
+	var rsa unix.RawSockaddrAny
+	n := uint32(unix.SizeofSockaddrAny)
+	if _, _, e := unix.RawSyscall(unix.SYS_GETSOCKNAME, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n))); e != 0 {
+		return netip.AddrPort{}, os.NewSyscallError("getsockname", e)
+	}
+	return rawAddrPort(&rsa), nil
 }
 
 func rawAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {

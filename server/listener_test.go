@@ -89,7 +89,8 @@ func TestListenRejectsAnAddressInUse(t *testing.T) {
 }
 
 func TestReasonAndFailureNames(t *testing.T) {
-	want := []string{"eof", "reset", "idle_timeout", "lifetime", "connect_timeout", "connect_failed", "no_endpoints", "waiters_full", "names_full", "shutdown"}
+	want := []string{"eof", "reset", "idle_timeout", "lifetime", "connect_timeout", "connect_failed", "no_endpoints", "waiters_full", "names_full", "shutdown",
+		"no_sni", "bad_handshake", "handshake_timeout", "proxy_refused"}
 	for i, w := range want {
 		if got := Reason(i).String(); got != w {
 			t.Errorf("Reason(%d) = %q, want %q", i, got, w)

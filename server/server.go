@@ -35,6 +35,7 @@ type Route struct {
 	MaxConnections int
 	Dispatcher     Dispatcher
 	Tally          *Tally
+	Handshake      *Handshake // nil: none
 }
 
 // Dispatcher takes accepted connections.
