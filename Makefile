@@ -22,7 +22,7 @@ export BENCH_RUNS
 
 export GOTOOLCHAIN := local
 
-.PHONY: all build run test fuzz lint bench bench-compare bench-reload profile proto deps iperf3 graphviz systemd-analyze clean
+.PHONY: all build run test fuzz lint bench bench-compare bench-reload profile proto deps iperf3 graphviz systemd-analyze haproxy clean
 
 all: build
 
@@ -47,7 +47,7 @@ run: build
 	echo "try: bash -c 'exec 3<>/dev/tcp/127.0.0.1/7475; echo hello >&3; head -1 <&3'    or: iperf3 -c 127.0.0.1 -p 7474"; \
 	$(BIN)/switchyard -config config.example.toml
 
-test: deps systemd-analyze
+test: deps systemd-analyze haproxy
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
 
@@ -87,6 +87,12 @@ systemd-analyze:
 	@command -v systemd-analyze >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && apt-get install -y -qq systemd; \
 	  else echo "the tests need systemd-analyze: sudo apt-get install -y systemd"; exit 1; fi; }
+
+# The PROXY protocol tests talk to a real HAProxy, both ways.
+haproxy:
+	@command -v haproxy >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && apt-get install -y -qq haproxy; \
+	  else echo "the tests need haproxy: sudo apt-get install -y haproxy"; exit 1; fi; }
 
 iperf3:
 	@command -v iperf3 >/dev/null || { \
