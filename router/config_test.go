@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchyard-proxy/switchyard/endpoint"
 	"github.com/switchyard-proxy/switchyard/interpreter"
+	"github.com/switchyard-proxy/switchyard/server"
 )
 
 // configIssueExample is the example from the issue that asked for the
@@ -800,5 +801,42 @@ func TestFitOpenFiles(t *testing.T) {
 	small.FitOpenFiles(60)
 	if small.Routers[0].Servers[0].MaxConnections != 1 {
 		t.Errorf("with a tiny limit: %d, want 1", small.Routers[0].Servers[0].MaxConnections)
+	}
+}
+
+// The edge keys decode into the server's and client's settings.
+func TestParseEdgeKeys(t *testing.T) {
+	cfg, err := Parse([]byte(`
+[[routers]]
+label = "edge"
+interpreter = { kind = "static", names = { "/tls/a.example.com" = ["127.0.0.1:1"], "/tls/default" = ["127.0.0.1:2"] } }
+  [[routers.servers]]
+  listen = "127.0.0.1:0"
+  dst = "/tls/{sni}"
+  sni_default = "/tls/default"
+  handshake_timeout = "2s"
+  proxy_protocol = "any"
+  proxy_protocol_from = ["10.0.0.0/8", "::1", "fd00::/8"]
+  [routers.client]
+  send_proxy = "v1"
+  balancer = "hash"
+  hash_key = "sni"
+  hash_balance_factor = 2
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, c := cfg.Routers[0].Servers[0], cfg.Routers[0].Client
+	wantFrom := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("fd00::/8")}
+	if !s.SNI() || s.SNIDefault != "/tls/default" || s.HandshakeTimeout != 2*time.Second || s.ProxyProtocol != "any" ||
+		!reflect.DeepEqual(s.ProxyProtocolFrom, wantFrom) {
+		t.Errorf("server %+v", s)
+	}
+	if c.SendProxy != "v1" || c.Balancer != "hash" || c.HashKey != "sni" || c.HashBalanceFactor != 2 {
+		t.Errorf("client %+v", c)
+	}
+	hs := handshakeOf(&s)
+	if hs == nil || !hs.SNI || hs.Proxy != server.ProxyAllowAny || hs.Default != "/tls/default" || hs.Timeout != 2*time.Second {
+		t.Errorf("handshake %+v", hs)
 	}
 }
