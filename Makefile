@@ -61,6 +61,7 @@ FUZZ_TARGETS := ./router:FuzzParse ./interpreter:FuzzParseEndpoint \
 	./interpreter/destination:FuzzWireAddr ./interpreter/destination:FuzzUpdateSequence \
 	./interpreter/destination:FuzzUpdateWire \
 	./interpreter/consul:FuzzReadHealth ./interpreter/consul:FuzzEndpointAddr \
+	./server:FuzzServerName ./server:FuzzParseProxy ./server:FuzzProxyTextAddr \
 	./cmd/internal/systemd:FuzzParseFDNames ./cmd/internal/systemd:FuzzParseFDCount \
 	./cmd/internal/systemd:FuzzWatchdogInterval
 
