@@ -46,12 +46,16 @@ const (
 const errTooLarge = malformed("it does not end within the first 16384 bytes")
 
 // ServerName parses b, the first bytes a client sent (all of them, from
-// byte 0), and returns the host name in its ClientHello's server_name
-// extension, lowercased. b is only read, never beyond len(b) nor beyond
-// MaxClientHello bytes, and is not retained; the name is the one
-// allocation, and there is none on error.
+// byte 0, as peeked so far), and returns the host name in its
+// ClientHello's server_name extension, lowercased; or ErrIncomplete,
+// ErrNotTLS, ErrNoSNI, or an error wrapping ErrMalformed that says what is
+// wrong. b is only read, never beyond len(b) nor beyond MaxClientHello
+// bytes, and is not retained; the work is linear in those bytes. The name
+// is the one allocation, and there is none on error. Safe from any
+// goroutine.
 //
-// The name must be a DNS host name: labels of 1-63 letters, digits,
+// The name must be a DNS host name, or the hello is malformed: labels of
+// 1-63 letters, digits,
 // hyphens and underscores, not starting or ending with a hyphen, 253 bytes
 // in all. Underscores are allowed, as browsers and HAProxy allow them,
 // since names such as my_host.corp exist in private zones. One trailing
@@ -88,8 +92,10 @@ func ServerName(b []byte) (string, error) {
 // on to the next record it checks that the message can still end within
 // MaxClientHello bytes, so a record header it reads is within them.
 func helloExtent(b []byte) (size, records int, err error) {
-	var hdr [handshakeHeaderLen]byte
-	got, off := 0, 0 // message bytes in the records before off; off: the record's start
+	var hdr [handshakeHeaderLen]byte // gathered as it passes: it may straddle records
+	// size is 0 until hdr is whole; got counts the message bytes in the
+	// records before off, where the record at hand starts.
+	got, off := 0, 0
 	for records = 1; ; records++ {
 		if off > len(b) {
 			return 0, 0, ErrIncomplete // the last record's payload is not all in
@@ -147,7 +153,7 @@ func recordHeader(b []byte, first bool) (int, error) {
 		if first {
 			return 0, ErrNotTLS
 		}
-		return 0, malformed("a record that is not a handshake record came before its end")
+		return 0, malformed("a non-handshake record came before its end")
 	}
 	// Versions 3.0 (SSL 3.0) to 3.4; clients send 3.1 for compatibility.
 	if len(b) >= 2 && b[1] != 3 || len(b) >= 3 && b[2] > 4 {

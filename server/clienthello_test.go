@@ -289,6 +289,12 @@ func checkServerName(t testing.TB, b []byte, every bool) (string, error) {
 	if err != nil && name != "" {
 		t.Fatalf("ServerName(% x) = %q with error %v", b, name, err)
 	}
+	if len(b) < MaxClientHello {
+		padded := concat(b, make([]byte, MaxClientHello-len(b)))
+		if pn, perr := ServerName(padded); perr == ErrIncomplete || err != ErrIncomplete && describe(pn, perr) != result {
+			t.Fatalf("ServerName(% x): %s, but padded with zeros to MaxClientHello bytes: %s", b, result, describe(pn, perr))
+		}
+	}
 
 	final := func(k int) bool { _, err := ServerName(b[:k]); return err != ErrIncomplete }
 	var prefixes []int
@@ -365,14 +371,16 @@ func alpn(n int) []string {
 	return protos
 }
 
-// realHellos are what crypto/tls clients send, and the result each should
+// realHello is what a crypto/tls client sends, and the result it should
 // give.
-func realHellos(t testing.TB) []struct {
+type realHello struct {
 	name    string
 	hello   []byte
 	want    string
 	wantErr error
-} {
+}
+
+func realHellos(t testing.TB) []realHello {
 	t.Helper()
 	var allSuites []uint16
 	for _, s := range tls.CipherSuites() {
@@ -404,15 +412,10 @@ func realHellos(t testing.TB) []struct {
 		{"no SNI: no ServerName", &tls.Config{}, "", ErrNoSNI},
 		{"two records of 16 KiB and more", &tls.Config{ServerName: "huge.example", NextProtos: alpn(70)}, "", ErrMalformed},
 	}
-	out := make([]struct {
-		name    string
-		hello   []byte
-		want    string
-		wantErr error
-	}, len(cases))
+	out := make([]realHello, len(cases))
 	for i, c := range cases {
 		c.cfg.InsecureSkipVerify = true
-		out[i].name, out[i].hello, out[i].want, out[i].wantErr = c.name, recordedHello(t, c.cfg), c.want, c.wantErr
+		out[i] = realHello{c.name, recordedHello(t, c.cfg), c.want, c.wantErr}
 	}
 	return out
 }
@@ -669,8 +672,8 @@ func TestServerNameMalformedClientHellos(t *testing.T) {
 		{"empty first record", concat(record(22, 0x0301, nil), inRecords(msg, maxRecordPayload)), ErrMalformed, "empty handshake record"},
 		{"empty second record", concat(record(22, 0x0301, msg[:10]), record(22, 0x0301, nil)), ErrMalformed, "empty handshake record"},
 		{"record longer than 16384", concat([]byte{22, 3, 1}, u16(maxRecordPayload+1), msg), ErrMalformed, "longer than 16384"},
-		{"change_cipher_spec inside the hello", concat(record(22, 0x0301, msg[:10]), record(20, 0x0303, []byte{1}), record(22, 0x0301, msg[10:])), ErrMalformed, "not a handshake record"},
-		{"alert inside the hello", concat(record(22, 0x0301, msg[:2]), record(21, 0x0303, []byte{2, 40})), ErrMalformed, "not a handshake record"},
+		{"change_cipher_spec inside the hello", concat(record(22, 0x0301, msg[:10]), record(20, 0x0303, []byte{1}), record(22, 0x0301, msg[10:])), ErrMalformed, "non-handshake record"},
+		{"alert inside the hello", concat(record(22, 0x0301, msg[:2]), record(21, 0x0303, []byte{2, 40})), ErrMalformed, "non-handshake record"},
 		{"second record of version 2.0", concat(record(22, 0x0301, msg[:10]), record(22, 0x0200, msg[10:])), ErrMalformed, "version"},
 		{"second record of version 3.5", concat(record(22, 0x0301, msg[:10]), record(22, 0x0305, msg[10:])), ErrMalformed, "version"},
 		{"handshake length of 16 MiB", concat([]byte{22, 3, 1, 0, 4, 1, 0xff, 0xff, 0xff}), ErrMalformed, "16384"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,11 +53,15 @@ type results struct {
 type step struct {
 	measurement string
 	tcase       benchCase // for throughput
+	variant     string    // for connrate-edge: one of edgeVariants
 }
 
 func (s step) String() string {
-	if s.measurement == measureThroughput {
+	switch s.measurement {
+	case measureThroughput:
 		return s.tcase.name
+	case measureEdge:
+		return "edge-" + s.variant
 	}
 	return s.measurement
 }
@@ -79,20 +84,42 @@ type bencher struct {
 	rtt1CPU  int // the CPU of the 1-CPU RTT; -1: not measured (see the notes)
 	nofile   uint64
 	res      results
+	noted    map[string]bool // what noteOnce noted
 }
 
-func (b *bencher) steps() []step {
+// steps are the steps of round, in order. The connrate-edge variants come
+// in an order rotated every round, like the targets: they are compared
+// with each other, and a machine that drifts during a round would
+// otherwise favour the one always last.
+func (b *bencher) steps(round int) []step {
 	var out []step
 	for _, m := range b.o.only {
-		if m != measureThroughput {
+		switch m {
+		case measureThroughput:
+			for _, c := range cases {
+				out = append(out, step{measurement: m, tcase: c})
+			}
+		case measureEdge:
+			for _, v := range rotate(edgeVariants, round-1) {
+				out = append(out, step{measurement: m, variant: v})
+			}
+		default:
 			out = append(out, step{measurement: m})
-			continue
-		}
-		for _, c := range cases {
-			out = append(out, step{measurement: m, tcase: c})
 		}
 	}
 	return out
+}
+
+// noteOnce notes s, unless noteOnce noted it before.
+func (b *bencher) noteOnce(s string) {
+	if b.noted[s] {
+		return
+	}
+	if b.noted == nil {
+		b.noted = map[string]bool{}
+	}
+	b.noted[s] = true
+	b.note("%s", s)
 }
 
 func (b *bencher) note(format string, args ...any) {
@@ -129,19 +156,23 @@ func (b *bencher) round(ctx context.Context, round int) (err error) {
 			}
 		}
 	}()
+	edge := slices.Contains(b.o.only, measureEdge)
 	for _, t := range order {
 		dir := filepath.Join(b.dir, "round-"+strconv.Itoa(round), t.name)
-		if err := t.start(ctx, dir, b.be, b.idleN+100, b.nofile); err != nil {
+		if err := t.start(ctx, dir, b.be, b.idleN+100, b.nofile, edge); err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("interrupted: %w", context.Cause(ctx))
 			}
 			b.fail(round, t, "start", err)
 			t.down = err
 		}
+		if t.noEdge != "" {
+			b.noteOnce(t.name + ": " + t.noEdge)
+		}
 	}
-	for _, st := range b.steps() {
+	for _, st := range b.steps(round) {
 		for _, t := range order {
-			if t.down != nil || (st.measurement == measureIdle && t.proxy == nil) {
+			if t.down != nil || !t.measures(st) {
 				continue
 			}
 			b.measure(ctx, round, st, t)
@@ -156,7 +187,7 @@ func (b *bencher) round(ctx context.Context, round int) (err error) {
 				return err
 			}
 			pause := settlePause
-			if st.measurement == measureConnrate {
+			if st.measurement == measureConnrate || st.measurement == measureEdge {
 				pause = settleAfterConnrate
 			}
 			sleepCtx(ctx, pause)
@@ -175,6 +206,8 @@ func (b *bencher) measure(ctx context.Context, round int, st step, t *target) {
 		vals, detail, err = b.throughput(ctx, t, st.tcase)
 	case measureConnrate:
 		vals, detail, err = b.connrate(ctx, round, t)
+	case measureEdge:
+		vals, detail, err = b.connrateEdge(ctx, round, t, st.variant)
 	case measureRTT:
 		vals, detail, err = b.rtt(ctx, round, t)
 	case measureIdle:

@@ -5,8 +5,15 @@ import (
 	"strings"
 )
 
-// routerConfig is a switchyard configuration with one router serving both
+// routerConfig is a switchyard configuration with one router serving all
 // routes. pipeSize 0 leaves runtime.pipe_size at the router's default.
+//
+// The edge servers, when r has them, are set up as haproxyConfig sets up
+// HAProxy's: one routes by the server name of the ClientHello
+// ("/svc/{sni}"; the static name "/svc/bench.test" is the echo server),
+// the other takes a PROXY v2 header from loopback and goes where the
+// plain echo route goes. Both wait handshakeTimeout for what they read,
+// like HAProxy's inspect-delay.
 func routerConfig(r routes, workers, pipeSize int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[runtime]\nworkers = %d\n", workers)
@@ -22,14 +29,25 @@ label = "bench"
   "/svc/iperf" = [%q]
   "/svc/echo" = [%q]
 `, r.iperfUpstream, r.echoUpstream)
-	for _, s := range []struct{ listen, dst string }{{r.iperfListen, "/svc/iperf"}, {r.echoListen, "/svc/echo"}} {
+	if r.edge() {
+		fmt.Fprintf(&b, "  %q = [%q]\n", "/svc/"+benchServerName, r.echoUpstream)
+	}
+	servers := []struct{ listen, dst, extra string }{{r.iperfListen, "/svc/iperf", ""}, {r.echoListen, "/svc/echo", ""}}
+	if r.edge() {
+		hs := fmt.Sprintf("  handshake_timeout = %q\n", handshakeTimeout.String())
+		servers = append(servers,
+			struct{ listen, dst, extra string }{r.sniListen, "/svc/{sni}", hs},
+			struct{ listen, dst, extra string }{r.proxyListen, "/svc/echo",
+				fmt.Sprintf("  proxy_protocol = \"v2\"\n  proxy_protocol_from = [%q]\n", proxyFrom) + hs})
+	}
+	for _, s := range servers {
 		fmt.Fprintf(&b, `
   [[routers.servers]]
   listen = %q
   dst = %q
-  idle_timeout = "10m"
+%s  idle_timeout = "10m"
   max_connections = %d
-`, s.listen, s.dst, r.maxConns)
+`, s.listen, s.dst, s.extra, r.maxConns)
 	}
 	return b.String()
 }

@@ -1,16 +1,21 @@
 package main
 
-import "github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
+import (
+	"slices"
+
+	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
+)
 
 // The measurements, in the order each round runs them.
 const (
 	measureThroughput = "throughput"
 	measureConnrate   = "connrate"
+	measureEdge       = "connrate-edge" // plain, SNI-routed and PROXY-header connections; see edge.go
 	measureRTT        = "rtt"
 	measureIdle       = "idle"
 )
 
-var measurements = []string{measureThroughput, measureConnrate, measureRTT, measureIdle}
+var measurements = []string{measureThroughput, measureConnrate, measureEdge, measureRTT, measureIdle}
 
 // relation is how the table relates a proxy's figure to direct's.
 type relation int
@@ -32,7 +37,13 @@ type figure struct {
 	relation relation
 }
 
-var figures = catalogue()
+// figures are the figures of the main table; edgeFigures, those of the
+// connrate-edge measurement, have a table of their own. allFigures is
+// both, in table order.
+var (
+	figures    = catalogue()
+	allFigures = append(slices.Clip(figures), edgeFigures...)
+)
 
 func catalogue() []figure {
 	var fs []figure
@@ -70,7 +81,7 @@ const (
 )
 
 func figureNamed(name string) (figure, bool) {
-	for _, f := range figures {
+	for _, f := range allFigures {
 		if f.name == name {
 			return f, true
 		}

@@ -16,7 +16,7 @@ func (haproxyProxy) launch(dir string, r routes) (launch, error) {
 	if err := os.WriteFile(cfg, []byte(haproxyConfig(r)), 0o644); err != nil {
 		return launch{}, err
 	}
-	return launch{argv: []string{"haproxy", "-db", "-f", cfg}, anyExitOnStop: true}, nil
+	return launch{argv: []string{"haproxy", "-db", "-f", cfg}, anyExitOnStop: true, edge: r.edge()}, nil
 }
 
 // haproxyConfig forwards both routes. HAProxy sizes its fd needs as
@@ -51,5 +51,32 @@ backend %[1]s
     server %[1]s %[3]s
 `, fe.name, fe.listen, fe.upstream)
 	}
+	if r.edge() {
+		b.WriteString(haproxyEdge(r))
+	}
 	return b.String()
+}
+
+// haproxyEdge is the edge frontends, as routerConfig sets up Switchyard's:
+// the standard SNI routing of a TLS passthrough (wait up to the
+// inspect-delay for a ClientHello, route by its server name; a name
+// without a backend is refused), to a backend named like the name
+// Switchyard routes to; and a bind that takes a PROXY header (HAProxy's
+// accept-proxy takes v1 and v2, from any peer) in front of the echo
+// backend.
+func haproxyEdge(r routes) string {
+	return fmt.Sprintf(`
+frontend sni
+    bind %[1]s
+    tcp-request inspect-delay %[2]s
+    tcp-request content accept if { req_ssl_hello_type 1 }
+    use_backend %[3]s if { req_ssl_sni -i %[3]s }
+
+backend %[3]s
+    server %[3]s %[4]s
+
+frontend proxy
+    bind %[5]s accept-proxy
+    default_backend echo
+`, r.sniListen, haproxyDuration(handshakeTimeout), benchServerName, r.echoUpstream, r.proxyListen)
 }

@@ -2,7 +2,7 @@
 // with HAProxy and nginx stream, over loopback. It is what `make bench` runs.
 //
 //	switchyard-bench [-switchyard [NAME=]PATH]... [-targets direct,switchyard,haproxy,nginx]
-//	                 [-only throughput,connrate,rtt,idle] [-runs N] [-out-dir bench/results]
+//	                 [-only throughput,connrate,connrate-edge,rtt,idle] [-runs N] [-out-dir bench/results]
 //	switchyard-bench -profile-dir DIR [-switchyard PATH]
 //
 // It starts an iperf3 server and switchyard-echo as backends and, every
@@ -13,10 +13,24 @@
 //   - throughput: iperf3 -J, 1 and 4 streams, both directions, with the
 //     proxy's CPU seconds per GiB read from /proc over its process tree;
 //   - connrate: workers looping connect, echo 32 B, close;
+//   - connrate-edge: the same loop, closing with RST, in three variants
+//     run one after the other: plain (32 B on the plain route), sni (a
+//     fixed TLS ClientHello for bench.test, echoed, through a frontend
+//     that routes by its server name: Switchyard's dst "/svc/{sni}",
+//     HAProxy's req_ssl_sni) and proxy (a PROXY v2 header and 32 B, the
+//     32 B echoed, through a frontend that takes the header: Switchyard's
+//     proxy_protocol = "v2", HAProxy's accept-proxy), each variant's
+//     conn/s and its ratio to the same round's plain, for switchyard,
+//     haproxy and direct (plain and sni); its own table;
 //   - rtt: ping-pong latency percentiles on one persistent connection,
 //     then again with the load, the echo server and every thread of the
 //     proxy pinned to one CPU (the rtt1 figures);
 //   - idle: descriptors and resident memory per held connection.
+//
+// -only picks measurements; -only connrate-edge runs only the edge
+// variants, e.g. quickly with
+//
+//	switchyard-bench -only connrate-edge -targets direct,switchyard,haproxy -runs 3
 //
 // The markdown table goes to stdout, progress to stderr, and a JSON summary
 // (read by switchyard-benchplot) to -out-dir. Every child is stopped on
@@ -196,7 +210,7 @@ func (b *bencher) summary(commit string, start time.Time) benchsummary.Summary {
 		},
 		Targets: []string{},
 		Notes:   append(append([]string{}, b.res.notes...), failureNotes(b.res.failures)...),
-		Figures: summarize(b.targetNames(), b.res.samples),
+		Figures: summarize(b.targetNames(), append(slices.Clip(b.res.samples), edgeRatios(b.res.samples)...)),
 	}
 	s.Targets = append(s.Targets, b.targetNames()...)
 	return s

@@ -23,7 +23,11 @@ func (p nginxProxy) launch(dir string, r routes) (launch, error) {
 	// -e: the error log before the configuration is read, which would
 	// otherwise go to the system's log file.
 	argv := []string{"nginx", "-p", dir + "/", "-e", filepath.Join(dir, "error.log"), "-c", cfg}
-	return launch{argv: argv, anyExitOnStop: true}, nil
+	l := launch{argv: argv, anyExitOnStop: true}
+	if r.edge() {
+		l.noEdge = "connrate-edge compares switchyard with haproxy; nginx is not set up for it"
+	}
+	return l, nil
 }
 
 // nginxConfig forwards both routes. Each worker may end up with every

@@ -32,7 +32,7 @@ func profileRun(ctx context.Context, b *bencher, stdout io.Writer) error {
 		extraArgs: []string{"-cpuprofile", cpu, "-memprofile", heap},
 	}}
 	fmt.Fprintf(b.progress, "profiling %s (%s) into %s\n", bld.name, bld.path, dir)
-	if err := t.start(ctx, filepath.Join(b.dir, "profile"), b.be, 1000, b.nofile); err != nil {
+	if err := t.start(ctx, filepath.Join(b.dir, "profile"), b.be, 1000, b.nofile, false); err != nil {
 		t.stop()
 		return err
 	}

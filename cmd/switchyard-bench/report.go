@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,15 +15,39 @@ import (
 
 // writeTable prints s as markdown: a row per figure, a column per target.
 // Each cell is the median, with min–max over the rounds, and for proxies
-// how it compares to direct.
+// how it compares to direct. The connrate-edge figures have a table of
+// their own, after the main one; a table without rows is left out.
 func writeTable(w io.Writer, s benchsummary.Summary) {
 	fmt.Fprintf(w, "## switchyard-bench %s, %s, %d CPUs, kernel %s, %d round(s)\n\n", s.Commit, s.Date, s.Host.CPUs, s.Host.Kernel, s.Settings.Runs)
-	fmt.Fprintf(w, "| figure | %s |\n", strings.Join(s.Targets, " | "))
-	fmt.Fprintf(w, "|---|%s\n", strings.Repeat("--:|", len(s.Targets)))
-	for _, f := range figures {
-		cells := make([]string, len(s.Targets))
+	if rows := tableRows(s, s.Targets, figures); len(rows) > 0 || !hasEdgeFigures(s) {
+		writeRows(w, s.Targets, rows)
+		fmt.Fprintf(w, "\nCells: median (min–max) over the rounds; ↑/↓: higher/lower is better; "+
+			"%% of direct's median for throughput and conn/s, +added over direct's median for latencies. %s.\n", settingsLine(s.Settings))
+	}
+	writeEdgeTable(w, s)
+	if len(s.Notes) > 0 {
+		fmt.Fprintln(w, "\nNotes:")
+		for _, n := range s.Notes {
+			fmt.Fprintf(w, "- %s\n", n)
+		}
+	}
+}
+
+// hasEdgeFigures reports whether s has any connrate-edge figure.
+func hasEdgeFigures(s benchsummary.Summary) bool {
+	return slices.ContainsFunc(s.Figures, func(f benchsummary.Figure) bool {
+		return slices.ContainsFunc(edgeFigures, func(e figure) bool { return e.name == f.Figure })
+	})
+}
+
+// tableRows are the rows of figs that some of targets measured: the
+// heading, then a cell per target.
+func tableRows(s benchsummary.Summary, targets []string, figs []figure) []string {
+	var rows []string
+	for _, f := range figs {
+		cells := make([]string, len(targets))
 		found := false
-		for i, t := range s.Targets {
+		for i, t := range targets {
 			cells[i] = "–"
 			fs, ok := s.Lookup(t, f.name)
 			if !ok {
@@ -42,16 +67,18 @@ func writeTable(w io.Writer, s benchsummary.Summary) {
 			if f.better == benchsummary.BetterLower {
 				arrow = "↓"
 			}
-			fmt.Fprintf(w, "| %s %s | %s |\n", f.label, arrow, strings.Join(cells, " | "))
+			rows = append(rows, fmt.Sprintf("| %s %s | %s |", f.label, arrow, strings.Join(cells, " | ")))
 		}
 	}
-	fmt.Fprintf(w, "\nCells: median (min–max) over the rounds; ↑/↓: higher/lower is better; "+
-		"%% of direct's median for throughput and conn/s, +added over direct's median for latencies. %s.\n", settingsLine(s.Settings))
-	if len(s.Notes) > 0 {
-		fmt.Fprintln(w, "\nNotes:")
-		for _, n := range s.Notes {
-			fmt.Fprintf(w, "- %s\n", n)
-		}
+	return rows
+}
+
+// writeRows prints a table of rows with a column per target.
+func writeRows(w io.Writer, targets []string, rows []string) {
+	fmt.Fprintf(w, "| figure | %s |\n", strings.Join(targets, " | "))
+	fmt.Fprintf(w, "|---|%s\n", strings.Repeat("--:|", len(targets)))
+	for _, r := range rows {
+		fmt.Fprintln(w, r)
 	}
 }
 

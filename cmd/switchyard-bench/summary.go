@@ -12,11 +12,12 @@ import (
 	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
 )
 
-// summarize groups the samples by figure, in catalogue order, then by
-// target, in targets order. Figures without a value are left out.
+// summarize groups the samples by figure, in catalogue order (the main
+// table's figures, then the edge table's), then by target, in targets
+// order. Figures without a value are left out.
 func summarize(targets []string, samples []sample) []benchsummary.Figure {
 	out := []benchsummary.Figure{}
-	for _, f := range figures {
+	for _, f := range allFigures {
 		for _, t := range targets {
 			var vals []float64
 			for _, s := range samples {
