@@ -234,7 +234,7 @@ func (p switchyardProxy) config(dir string, r routes) (text string, edge bool, n
 const noAdmin = "[admin]\nlisten = \"\"\ndrain_timeout = \"0s\"\n"
 
 // check has the build validate config (switchyard -check); the error has
-// the first line of what it said.
+// the gist of what it said.
 func (p switchyardProxy) check(dir, config string) error {
 	probe := filepath.Join(dir, "probe.toml")
 	if err := os.WriteFile(probe, []byte(config), 0o644); err != nil {
