@@ -1,11 +1,15 @@
 # Switchyard — build, run, test, benchmark.
 #
 #   make run     the router on config.example.toml, with an echo backend
-#   make test    go vet + go test -race ./...
+#   make test    go vet + go test -race ./..., in the router's module and in bench/
 #   make bench           throughput, CPU/GiB, conn rate, RTT, idle memory: router, direct, haproxy, nginx
 #   make bench-compare   the same for two commits side by side, with charts (BASE=main HEAD=<ref>)
 #   make profile         CPU and heap profiles of the router under load, with SVG call graphs
 #   make bench-reload    what 20 reloads under load cost clients: router, haproxy, nginx
+#
+# The benchmark harness (bench/cmd/...) is a Go module of its own, bench/,
+# so that the router's go.mod lists only what the router uses; it builds
+# into $(BIN) beside the router.
 
 GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -22,18 +26,20 @@ export BENCH_RUNS
 
 export GOTOOLCHAIN := local
 
-.PHONY: all build run test fuzz lint bench bench-compare bench-reload profile proto deps iperf3 graphviz systemd-analyze haproxy clean
+.PHONY: all build run test fuzz lint bench bench-compare bench-reload profile proto deps iperf3 graphviz systemd-analyze haproxy nginx clean
 
 all: build
 
 deps:
 	$(GO) mod download
+	cd bench && $(GO) mod download
 
 build: deps
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/switchyard ./cmd/switchyard
 	$(GO) build -trimpath -o $(BIN)/switchyard-echo ./cmd/switchyard-echo
-	$(GO) build -trimpath -o $(BIN)/switchyard-bench ./cmd/switchyard-bench
-	$(GO) build -trimpath -o $(BIN)/switchyard-benchplot ./cmd/switchyard-benchplot
+	cd bench && $(GO) build -trimpath -o ../$(BIN)/switchyard-bench ./cmd/switchyard-bench
+	cd bench && $(GO) build -trimpath -o ../$(BIN)/switchyard-benchplot ./cmd/switchyard-benchplot
+	cd bench && $(GO) build -trimpath -o ../$(BIN)/switchyard-reloadbench ./cmd/switchyard-reloadbench
 
 # The example config routes 127.0.0.1:7475 to an echo server on 127.0.0.1:7007
 # (started here) and 127.0.0.1:7474 to iperf3 on 127.0.0.1:5201 (started here
@@ -47,9 +53,11 @@ run: build
 	echo "try: bash -c 'exec 3<>/dev/tcp/127.0.0.1/7475; echo hello >&3; head -1 <&3'    or: iperf3 -c 127.0.0.1 -p 7474"; \
 	$(BIN)/switchyard -config config.example.toml
 
+# ./... stops at bench/, a module of its own: its tests run after the router's.
 test: deps systemd-analyze haproxy
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
+	cd bench && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 12m ./...
 
 # Every fuzz target, package:Target, each for FUZZTIME (go test runs one
 # target per invocation).
@@ -75,6 +83,7 @@ lint: deps
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	cd bench && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 # Regenerates interpreter/destination/destpb from its .proto files. Needs
 # protoc (gen.sh installs Debian's protobuf-compiler when run as root); the
@@ -89,11 +98,24 @@ systemd-analyze:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && apt-get install -y -qq systemd; \
 	  else echo "the tests need systemd-analyze: sudo apt-get install -y systemd"; exit 1; fi; }
 
-# The PROXY protocol tests talk to a real HAProxy, both ways.
+# The PROXY protocol tests talk to a real HAProxy, both ways; the
+# benchmarks measure it beside the router when it is installed (without it,
+# make test fails and the benchmarks skip it with a note).
 haproxy:
 	@command -v haproxy >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && apt-get install -y -qq haproxy; \
-	  else echo "the tests need haproxy: sudo apt-get install -y haproxy"; exit 1; fi; }
+	  else echo "the tests need haproxy, and the benchmarks measure it: sudo apt-get install -y haproxy"; \
+	  $(if $(filter test,$(MAKECMDGOALS)),exit 1,true); fi; }
+
+# The benchmarks measure nginx's stream proxy beside the router when nginx
+# and its stream module (built in, or Debian's libnginx-mod-stream) are
+# installed, and skip it with a note when not.
+nginx:
+	@{ command -v nginx >/dev/null && { nginx -V 2>&1 | tr ' ' '\n' | grep -qx -- --with-stream || \
+	  ls /usr/lib/nginx/modules/ngx_stream_module.so /usr/share/nginx/modules/ngx_stream_module.so \
+	     /usr/lib64/nginx/modules/ngx_stream_module.so 2>/dev/null | grep -q .; }; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && apt-get install -y -qq nginx libnginx-mod-stream; \
+	  else echo "the benchmarks measure nginx stream when installed: sudo apt-get install -y nginx libnginx-mod-stream"; fi; }
 
 iperf3:
 	@command -v iperf3 >/dev/null || { \
@@ -105,9 +127,10 @@ graphviz:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && apt-get install -y -qq graphviz; \
 	  else echo "SVG call graphs need graphviz: sudo apt-get install -y graphviz"; fi; }
 
-# haproxy and nginx (libnginx-mod-stream) are measured when installed and
-# skipped with a note when not. BENCH_RUNS rounds (default 3).
-bench: build iperf3
+# haproxy and nginx (libnginx-mod-stream) are installed when run as root,
+# measured when installed and skipped with a note when not. BENCH_RUNS
+# rounds (default 3).
+bench: build iperf3 haproxy nginx
 	$(BIN)/switchyard-bench -switchyard $(BIN)/switchyard -echo $(BIN)/switchyard-echo -out-dir $(RESULTS) $(BENCH_FLAGS)
 
 # Clients make short connections through each proxy while its
@@ -115,9 +138,9 @@ bench: build iperf3
 # backends), and as long without: failures, longest gap between
 # connections served, latency. haproxy and nginx are measured when
 # installed.
-bench-reload: build
+bench-reload: build haproxy nginx
 	@mkdir -p $(RESULTS)
-	$(GO) run ./cmd/switchyard-reloadbench -switchyard $(BIN)/switchyard -out $(RESULTS)/reload.md $(RELOAD_FLAGS)
+	$(BIN)/switchyard-reloadbench -switchyard $(BIN)/switchyard -out $(RESULTS)/reload.md $(RELOAD_FLAGS)
 
 # Builds BASE (default main) and HEAD (default: this working tree) in
 # temporary worktrees, measures both in one interleaved session beside

@@ -6,7 +6,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
+	"github.com/switchyard-proxy/switchyard/bench/internal/benchsummary"
 )
 
 // writeReport writes compare.md: what was measured where, the table, the

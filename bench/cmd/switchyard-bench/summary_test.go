@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
+	"github.com/switchyard-proxy/switchyard/bench/internal/benchsummary"
 )
 
 var testSamples = []sample{

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
+	"github.com/switchyard-proxy/switchyard/bench/internal/benchsummary"
 	"github.com/switchyard-proxy/switchyard/router"
 	"github.com/switchyard-proxy/switchyard/server"
 )

@@ -17,7 +17,10 @@ import (
 // fail no connection and leave it forwarding to B.
 func TestSwitchyardReloads(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "switchyard")
-	if out, err := exec.Command("go", "build", "-o", bin, "../switchyard").CombinedOutput(); err != nil {
+	// Built in the router's module, at the root of this repository.
+	build := exec.Command("go", "build", "-o", bin, "./cmd/switchyard")
+	build.Dir = "../../.."
+	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	be, err := startBackends()

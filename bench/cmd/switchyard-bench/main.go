@@ -50,7 +50,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
+	"github.com/switchyard-proxy/switchyard/bench/internal/benchsummary"
 )
 
 func main() {
@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	sys := hostSystem()
-	if err := sys.ensureIperf3(ctx, stderr); err != nil {
+	if err := sys.needIperf3(); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}

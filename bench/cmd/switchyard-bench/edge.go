@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
+	"github.com/switchyard-proxy/switchyard/bench/internal/benchsummary"
 )
 
 // The connrate-edge measurement is the connection rate through the edge

@@ -2,22 +2,17 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
 )
 
-// system is how the bench looks at and changes the machine's software: a
-// struct of functions so tests can stand in for it.
+// system is how the bench looks at the machine's software: a struct of
+// functions so tests can stand in for it.
 type system struct {
 	lookPath func(file string) (string, error)
-	euid     func() int
-	// run runs a command with its output going to out.
-	run func(ctx context.Context, out io.Writer, name string, args ...string) error
 	// output runs a command and returns its stdout and stderr together.
 	output func(name string, args ...string) (string, error)
 	exists func(path string) bool
@@ -26,13 +21,6 @@ type system struct {
 func hostSystem() system {
 	return system{
 		lookPath: exec.LookPath,
-		euid:     os.Geteuid,
-		run: func(ctx context.Context, out io.Writer, name string, args ...string) error {
-			cmd := exec.CommandContext(ctx, name, args...)
-			cmd.Stdout, cmd.Stderr = out, out
-			cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-			return cmd.Run()
-		},
 		output: func(name string, args ...string) (string, error) {
 			var b bytes.Buffer
 			cmd := exec.Command(name, args...)
@@ -44,30 +32,14 @@ func hostSystem() system {
 	}
 }
 
-const iperfInstallHint = "switchyard-bench: iperf3 not found; install it, e.g. sudo apt-get install -y iperf3 (Debian/Ubuntu) or sudo dnf install -y iperf3 (Fedora)"
+const iperfInstallHint = "switchyard-bench: iperf3 not found; install it (make bench does when run as root), e.g. sudo apt-get install -y iperf3 (Debian/Ubuntu) or sudo dnf install -y iperf3 (Fedora)"
 
-// ensureIperf3 installs iperf3 with apt-get when it is missing and the
-// bench runs as root, and otherwise says what to install.
-func (s system) ensureIperf3(ctx context.Context, progress io.Writer) error {
-	if _, err := s.lookPath("iperf3"); err == nil {
-		return nil
-	}
-	if _, err := s.lookPath("apt-get"); err != nil || s.euid() != 0 {
-		return errors.New(iperfInstallHint)
-	}
-	fmt.Fprintln(progress, "switchyard-bench: iperf3 not found; installing it: apt-get install -y iperf3")
-	if err := s.run(ctx, progress, "apt-get", "install", "-y", "iperf3"); err != nil {
-		// A fresh system may have no package lists yet.
-		fmt.Fprintln(progress, "switchyard-bench: retrying after apt-get update")
-		if err := s.run(ctx, progress, "apt-get", "update"); err != nil {
-			return fmt.Errorf("apt-get update: %w", err)
-		}
-		if err := s.run(ctx, progress, "apt-get", "install", "-y", "iperf3"); err != nil {
-			return fmt.Errorf("apt-get install -y iperf3: %w", err)
-		}
-	}
+// needIperf3 says what to install when iperf3 is missing. The bench
+// installs nothing itself: the Makefile's iperf3, haproxy and nginx targets
+// do.
+func (s system) needIperf3() error {
 	if _, err := s.lookPath("iperf3"); err != nil {
-		return fmt.Errorf("iperf3 still not found after installing it: %w", err)
+		return errors.New(iperfInstallHint)
 	}
 	return nil
 }

@@ -3,7 +3,7 @@ package main
 import (
 	"slices"
 
-	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
+	"github.com/switchyard-proxy/switchyard/bench/internal/benchsummary"
 )
 
 // The measurements, in the order each round runs them.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
+	"github.com/switchyard-proxy/switchyard/bench/internal/benchsummary"
 )
 
 var update = flag.Bool("update", false, "rewrite "+benchWrittenPath+" with what the bench writes now")

@@ -9,7 +9,7 @@ import (
 	"regexp"
 	"slices"
 
-	"github.com/switchyard-proxy/switchyard/cmd/internal/benchsummary"
+	"github.com/switchyard-proxy/switchyard/bench/internal/benchsummary"
 )
 
 // knownFigures is the order of the rows in the table and of the charts;
