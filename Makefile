@@ -158,9 +158,10 @@ bench-compare: build iperf3
 	else head=$(VERSION); cp $(BIN)/switchyard "$$tmp/switchyard-head"; fi; \
 	$(BIN)/switchyard-bench -switchyard "base=$$tmp/switchyard-base" -switchyard "head=$$tmp/switchyard-head" \
 	  -targets direct,switchyard -echo $(BIN)/switchyard-echo -out-dir "$$tmp/out" $(BENCH_FLAGS); \
-	dir=$(RESULTS)/compare-$$base-$$head; mkdir -p "$$dir"; rm -f "$$dir"/*.json; cp "$$tmp"/out/*.json "$$dir/"; \
+	dir=$(RESULTS)/compare-$$base-$$head; mkdir -p "$$dir"; rm -f "$$dir"/*.json "$$dir"/*.txt; cp "$$tmp"/out/*.json "$$tmp"/out/*.txt "$$dir/"; \
 	$(BIN)/switchyard-benchplot -base base -head head -out "$$dir" "$$dir"/*.json; \
-	echo "charts and table: $$dir"
+	abs=$$(cd "$$dir" && pwd); (cd bench && $(GO) run golang.org/x/perf/cmd/benchstat -col /target -filter '/target:(base OR head)' "$$abs"/*.txt) > "$$dir/benchstat.txt"; \
+	echo "charts and table: $$dir (benchstat's verdict: $$dir/benchstat.txt)"
 
 # Profiles the router under the throughput and connection-rate loads.
 # Open one interactively with: go tool pprof -http=: bin/switchyard bench/results/profile-*/cpu.pprof

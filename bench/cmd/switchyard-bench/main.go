@@ -125,6 +125,12 @@ func bench(ctx context.Context, o options, sys system, stdout, stderr io.Writer)
 			code = 1
 		} else {
 			fmt.Fprintf(stdout, "\nJSON: %s\n", path)
+			if txt, err := writeGoBenchFile(path, s, b.res.samples); err != nil {
+				fmt.Fprintf(stderr, "switchyard-bench: %v\n", err)
+				code = 1
+			} else {
+				fmt.Fprintf(stdout, "Go benchmark format (benchstat -col /target %s): %s\n", txt, txt)
+			}
 		}
 	} else {
 		fmt.Fprintln(stdout, "\nThe run did not finish; no JSON summary written.")
