@@ -208,6 +208,8 @@ func (b *bencher) measure(ctx context.Context, round int, st step, t *target) {
 		vals, detail, err = b.connrate(ctx, round, t)
 	case measureEdge:
 		vals, detail, err = b.connrateEdge(ctx, round, t, st.variant)
+	case measureReqresp:
+		vals, detail, err = b.reqresp(ctx, round, t)
 	case measureRTT:
 		vals, detail, err = b.rtt(ctx, round, t)
 	case measureIdle:

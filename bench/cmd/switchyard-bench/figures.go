@@ -11,11 +11,12 @@ const (
 	measureThroughput = "throughput"
 	measureConnrate   = "connrate"
 	measureEdge       = "connrate-edge" // plain, SNI-routed and PROXY-header connections; see edge.go
+	measureReqresp    = "reqresp"       // pipelined requests on long-lived connections; see reqresp.go
 	measureRTT        = "rtt"
 	measureIdle       = "idle"
 )
 
-var measurements = []string{measureThroughput, measureConnrate, measureEdge, measureRTT, measureIdle}
+var measurements = []string{measureThroughput, measureConnrate, measureEdge, measureReqresp, measureRTT, measureIdle}
 
 // relation is how the table relates a proxy's figure to direct's.
 type relation int
@@ -38,11 +39,11 @@ type figure struct {
 }
 
 // figures are the figures of the main table; edgeFigures, those of the
-// connrate-edge measurement, have a table of their own. allFigures is
-// both, in table order.
+// connrate-edge measurement, and reqrespFigures, those of reqresp, have a
+// table each of their own. allFigures is all of them, in table order.
 var (
 	figures    = catalogue()
-	allFigures = append(slices.Clip(figures), edgeFigures...)
+	allFigures = append(slices.Clip(figures), ownTableFigures()...)
 )
 
 func catalogue() []figure {

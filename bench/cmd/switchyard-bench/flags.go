@@ -20,6 +20,7 @@ type options struct {
 	secs         int
 	connrateSecs int
 	connrateC    int
+	reqrespSecs  int
 	rttN         int
 	rttSize      int
 	idleN        int
@@ -75,7 +76,7 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
 const (
 	defaultTargets = "direct,switchyard,haproxy,nginx"
-	defaultOnly    = "throughput,connrate,connrate-edge,rtt,idle"
+	defaultOnly    = "throughput,connrate,connrate-edge,reqresp,rtt,idle"
 )
 
 // parseFlags reads args; getenv supplies BENCH_RUNS. Every problem is
@@ -88,11 +89,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	var targets, only string
 	fs.Var(&builds, "switchyard", "switchyard build to measure, as `NAME=PATH` or a bare PATH (named switchyard); repeatable (default switchyard=bin/switchyard)")
 	fs.StringVar(&targets, "targets", defaultTargets, "comma-separated `targets`: direct, switchyard (every build), a build's NAME, haproxy, nginx")
-	fs.StringVar(&only, "only", defaultOnly, "comma-separated `measurements` to run: throughput, connrate, connrate-edge (plain, SNI-routed and PROXY-header connections), rtt, idle")
+	fs.StringVar(&only, "only", defaultOnly, "comma-separated `measurements` to run: throughput, connrate, connrate-edge (plain, SNI-routed and PROXY-header connections), reqresp (pipelined requests on 50 connections), rtt, idle")
 	fs.IntVar(&o.runs, "runs", 0, "rounds: every measurement is repeated this many `times` (default $BENCH_RUNS, else 3)")
 	fs.IntVar(&o.secs, "secs", 5, "iperf3 `seconds` per throughput run")
 	fs.IntVar(&o.connrateSecs, "connrate-secs", 5, "connection-rate test length in `seconds` (each connrate-edge variant's too)")
 	fs.IntVar(&o.connrateC, "connrate-c", 50, "connection-rate `workers`, each connecting, exchanging 32 B and closing in a loop (connrate-edge: its variant's bytes)")
+	fs.IntVar(&o.reqrespSecs, "reqresp-secs", 5, "request/response test length in `seconds`")
 	fs.IntVar(&o.rttN, "rtt-n", 20000, "round trips in the latency test")
 	fs.IntVar(&o.rttSize, "rtt-size", 64, "`bytes` per round trip in the latency test")
 	fs.IntVar(&o.idleN, "idle-n", 10000, "idle `connections` to hold open (capped by the open-files limit)")
@@ -137,7 +139,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		v    int
 		min  int
 	}{
-		{"runs", o.runs, 1}, {"secs", o.secs, 1}, {"connrate-secs", o.connrateSecs, 1}, {"connrate-c", o.connrateC, 1},
+		{"runs", o.runs, 1}, {"secs", o.secs, 1}, {"connrate-secs", o.connrateSecs, 1}, {"connrate-c", o.connrateC, 1}, {"reqresp-secs", o.reqrespSecs, 1},
 		{"rtt-n", o.rttN, 1}, {"rtt-size", o.rttSize, 1}, {"idle-n", o.idleN, 1}, {"workers", o.workers, 0}, {"pipe-size", o.pipeSize, 0},
 	} {
 		if c.v < c.min {

@@ -22,7 +22,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 	if !slices.Equal(o.only, measurements) {
 		t.Errorf("only = %v", o.only)
 	}
-	if o.runs != 3 || o.secs != 5 || o.connrateSecs != 5 || o.connrateC != 50 || o.rttN != 20000 ||
+	if o.runs != 3 || o.secs != 5 || o.connrateSecs != 5 || o.connrateC != 50 || o.reqrespSecs != 5 || o.rttN != 20000 ||
 		o.rttSize != 64 || o.idleN != 10000 || o.outDir != "bench/results" || o.echoSet {
 		t.Errorf("defaults = %+v", o)
 	}

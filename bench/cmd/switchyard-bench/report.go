@@ -15,16 +15,18 @@ import (
 
 // writeTable prints s as markdown: a row per figure, a column per target.
 // Each cell is the median, with min–max over the rounds, and for proxies
-// how it compares to direct. The connrate-edge figures have a table of
-// their own, after the main one; a table without rows is left out.
+// how it compares to direct. The connrate-edge figures and the reqresp
+// ones have a table each of their own, after the main one; a table without
+// rows is left out.
 func writeTable(w io.Writer, s benchsummary.Summary) {
 	fmt.Fprintf(w, "## switchyard-bench %s, %s, %d CPUs, kernel %s, %d round(s)\n\n", s.Commit, s.Date, s.Host.CPUs, s.Host.Kernel, s.Settings.Runs)
-	if rows := tableRows(s, s.Targets, figures); len(rows) > 0 || !hasEdgeFigures(s) {
+	if rows := tableRows(s, s.Targets, figures); len(rows) > 0 || !hasOwnTableFigures(s) {
 		writeRows(w, s.Targets, rows)
 		fmt.Fprintf(w, "\nCells: median (min–max) over the rounds; ↑/↓: higher/lower is better; "+
 			"%% of direct's median for throughput and conn/s, +added over direct's median for latencies. %s.\n", settingsLine(s.Settings))
 	}
 	writeEdgeTable(w, s)
+	writeReqrespTable(w, s)
 	if len(s.Notes) > 0 {
 		fmt.Fprintln(w, "\nNotes:")
 		for _, n := range s.Notes {
@@ -33,10 +35,12 @@ func writeTable(w io.Writer, s benchsummary.Summary) {
 	}
 }
 
-// hasEdgeFigures reports whether s has any connrate-edge figure.
-func hasEdgeFigures(s benchsummary.Summary) bool {
+// hasOwnTableFigures reports whether s has any figure with a table of its
+// own (connrate-edge's, reqresp's).
+func hasOwnTableFigures(s benchsummary.Summary) bool {
+	own := ownTableFigures()
 	return slices.ContainsFunc(s.Figures, func(f benchsummary.Figure) bool {
-		return slices.ContainsFunc(edgeFigures, func(e figure) bool { return e.name == f.Figure })
+		return slices.ContainsFunc(own, func(e figure) bool { return e.name == f.Figure })
 	})
 }
 
