@@ -18,8 +18,11 @@ package interpreter
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync/atomic"
 )
 
@@ -154,4 +157,28 @@ type Kind struct {
 	// defaults and validates them, reporting each problem through t. The
 	// Settings it returns are used only when no problem was reported.
 	Decode func(t Table) Settings
+}
+
+// SameAnswer reports whether two answers say the same: the same state and
+// the same endpoints, in the same order (kinds deliver their sets in a
+// canonical order, so that an unchanged set compares equal).
+func SameAnswer(a, b Resolution) bool {
+	return a.State == b.State && slices.Equal(a.Endpoints, b.Endpoints)
+}
+
+// JoinErrors lists at most max errors on one line, for a log line or an
+// answer's error, saying how many more there were.
+func JoinErrors(errs []error, max int) string {
+	var b strings.Builder
+	for i, err := range errs {
+		if i == max {
+			fmt.Fprintf(&b, "; and %d more", len(errs)-max)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(err.Error())
+	}
+	return b.String()
 }

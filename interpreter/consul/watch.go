@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/interpreter"
@@ -153,14 +152,14 @@ func (w *nameWatch) handle(a answer) error {
 		w.failing = false
 		w.log.Info("consul: name resolves again", "state", a.res.State, "endpoints", len(a.res.Endpoints))
 	}
-	if w.hasLast && sameAnswer(w.last, a.res) {
+	if w.hasLast && interpreter.SameAnswer(w.last, a.res) {
 		w.log.Debug("consul: answer unchanged", "state", a.res.State, "index", w.index)
 		return nil
 	}
 	if len(a.dropped) > 0 {
 		stats.Errors.Add(uint64(len(a.dropped)))
 		w.log.Warn("consul: instances left out of an answer",
-			"dropped", len(a.dropped), "kept", len(a.res.Endpoints), "errors", joinErrors(a.dropped, 5))
+			"dropped", len(a.dropped), "kept", len(a.res.Endpoints), "errors", interpreter.JoinErrors(a.dropped, 5))
 	}
 	w.last, w.hasLast = a.res, true
 	if w.ctx.Err() != nil {
@@ -188,28 +187,6 @@ func (w *nameWatch) fail(err error) {
 		w.log.Debug("consul: resolution still failing", "error", err)
 	}
 	w.sink.Update(interpreter.FailedWith(fmt.Errorf("consul: %s: %w", w.name, err)))
-}
-
-// sameAnswer compares two good answers; endpoint sets are in canonical
-// order.
-func sameAnswer(a, b interpreter.Resolution) bool {
-	return a.State == b.State && slices.Equal(a.Endpoints, b.Endpoints)
-}
-
-// joinErrors lists at most max errors on one line.
-func joinErrors(errs []error, max int) string {
-	var b strings.Builder
-	for i, err := range errs {
-		if i == max {
-			fmt.Fprintf(&b, "; and %d more", len(errs)-max)
-			break
-		}
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(err.Error())
-	}
-	return b.String()
 }
 
 // A tokenBucket paces one name's queries, as Consul's documentation

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -119,7 +118,7 @@ func (w *nameWatch) handle(u *destpb.Update) {
 	stats := w.n.env.Stats
 	if len(dropped) > 0 {
 		stats.Errors.Add(uint64(len(dropped)))
-		w.log.Warn("destination: invalid addresses left out of an update", "dropped", len(dropped), "errors", joinErrors(dropped, 5))
+		w.log.Warn("destination: invalid addresses left out of an update", "dropped", len(dropped), "errors", interpreter.JoinErrors(dropped, 5))
 	}
 	stats.LastGood.Store(time.Now().UnixNano())
 	w.backoff.Reset()
@@ -128,7 +127,7 @@ func (w *nameWatch) handle(u *destpb.Update) {
 		w.failing = false
 		w.log.Info("destination: name resolves again", "state", res.State, "endpoints", len(res.Endpoints))
 	}
-	if w.hasLast && sameAnswer(w.last, res) {
+	if w.hasLast && interpreter.SameAnswer(w.last, res) {
 		return
 	}
 	w.last, w.hasLast = res, true
@@ -157,25 +156,4 @@ func (w *nameWatch) fail(err error) {
 		w.log.Debug("destination: resolution still failing", "error", err)
 	}
 	w.sink.Update(interpreter.FailedWith(fmt.Errorf("destination: %s: %w", w.name, err)))
-}
-
-// sameAnswer compares two good answers; endpoint sets are sorted.
-func sameAnswer(a, b interpreter.Resolution) bool {
-	return a.State == b.State && slices.Equal(a.Endpoints, b.Endpoints)
-}
-
-// joinErrors lists at most max errors on one line.
-func joinErrors(errs []error, max int) string {
-	var b strings.Builder
-	for i, err := range errs {
-		if i == max {
-			fmt.Fprintf(&b, "; and %d more", len(errs)-max)
-			break
-		}
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(err.Error())
-	}
-	return b.String()
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/switchyard-proxy/switchyard/interpreter"
@@ -62,14 +61,14 @@ func (w *nameWatch) handle(a answer) error {
 		w.failing = false
 		w.log.Info("namerd: name resolves again", "state", a.res.State, "endpoints", len(a.res.Endpoints))
 	}
-	if w.hasLast && sameAnswer(w.last, a.res) {
+	if w.hasLast && interpreter.SameAnswer(w.last, a.res) {
 		w.log.Debug("namerd: answer unchanged", "state", a.res.State)
 		return nil
 	}
 	if len(a.dropped) > 0 {
 		stats.Errors.Add(uint64(len(a.dropped)))
 		w.log.Warn("namerd: invalid addresses left out of an answer",
-			"dropped", len(a.dropped), "kept", len(a.res.Endpoints), "errors", joinErrors(a.dropped, 5))
+			"dropped", len(a.dropped), "kept", len(a.res.Endpoints), "errors", interpreter.JoinErrors(a.dropped, 5))
 	}
 	w.last, w.hasLast = a.res, true
 	if w.ctx.Err() != nil {
@@ -97,26 +96,4 @@ func (w *nameWatch) fail(err error) {
 		w.log.Debug("namerd: resolution still failing", "error", err)
 	}
 	w.sink.Update(interpreter.FailedWith(fmt.Errorf("namerd: %s: %w", w.name, err)))
-}
-
-// sameAnswer compares two good answers; endpoint sets are in canonical
-// order.
-func sameAnswer(a, b interpreter.Resolution) bool {
-	return a.State == b.State && slices.Equal(a.Endpoints, b.Endpoints)
-}
-
-// joinErrors lists at most max errors on one line.
-func joinErrors(errs []error, max int) string {
-	var b strings.Builder
-	for i, err := range errs {
-		if i == max {
-			fmt.Fprintf(&b, "; and %d more", len(errs)-max)
-			break
-		}
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(err.Error())
-	}
-	return b.String()
 }
