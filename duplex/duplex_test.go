@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
@@ -139,12 +138,6 @@ func (c *conn) finish(st Status) {
 // the test ends, and the pool is checked for leaked pipes then.
 func newRig(tb testing.TB, pipeSize, maxPipes, bufSize int) *rig {
 	tb.Helper()
-	// A loop keeps its P while it waits (see netpoll.Loop.wait): leave one
-	// for the test's goroutines, as router.Start does.
-	if prev := runtime.GOMAXPROCS(0); prev < 2 {
-		runtime.GOMAXPROCS(2)
-		tb.Cleanup(func() { runtime.GOMAXPROCS(prev) })
-	}
 	l, err := netpoll.NewLoop(0)
 	if err != nil {
 		tb.Fatal(err)

@@ -1,7 +1,9 @@
 // Package netpoll is Switchyard's reactor: a set of event loops, each a
-// goroutine locked to its OS thread that waits in epoll_wait (edge-triggered)
+// goroutine that takes events from its own epoll instance (edge-triggered)
 // and runs the handlers of the file descriptors it owns, its timers and the
-// tasks other goroutines post to it.
+// tasks other goroutines post to it. A loop with nothing to do parks in the
+// Go runtime's netpoller, which watches the loop's epoll descriptor, so it
+// holds no P while it waits and needs no GOMAXPROCS of its own.
 //
 // Ownership is the rule that keeps the data path free of locks: a Loop owns
 // every fd registered on it, every Timer scheduled on it and whatever its

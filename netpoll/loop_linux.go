@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -57,14 +58,22 @@ type Loop struct {
 	id     int
 	epfd   int
 	wakefd int
+	// file holds epfd in the runtime's netpoller, where the loop parks
+	// while it has nothing to do (see wait); raw reaches it.
+	file *os.File
+	raw  syscall.RawConn
 
 	// Owned by the loop goroutine.
-	table  []entry // indexed by fd
-	gen    uint32
-	timers timerHeap
-	now    int64
-	events []unix.EpollEvent
-	nfds   int
+	table    []entry // indexed by fd
+	gen      uint32
+	timers   timerHeap
+	now      int64
+	events   []unix.EpollEvent
+	nfds     int
+	deadline int64              // Monotonic time file's read deadline is set for; 0: none
+	probe    func(uintptr) bool // l.poll, bound once
+	polled   int                // events the last probe took
+	pollErr  unix.Errno         // its error
 
 	// Shared with posting goroutines.
 	mu       sync.Mutex
@@ -80,28 +89,47 @@ type Loop struct {
 
 // NewLoop creates a loop with its epoll instance and wakeup eventfd.
 func NewLoop(id int) (*Loop, error) {
+	// O_NONBLOCK has no effect on epoll_wait (its timeout rules) but tells
+	// os.NewFile that the runtime's netpoller may watch the descriptor.
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
 	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	file := os.NewFile(uintptr(epfd), "epoll")
+	raw, err := file.SyscallConn()
+	if err == nil {
+		// Only a descriptor the netpoller holds takes a deadline.
+		err = file.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("netpoll: the runtime cannot poll an epoll descriptor: %w", err)
+	}
 	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
-		unix.Close(epfd)
+		file.Close()
 		return nil, os.NewSyscallError("eventfd", err)
 	}
 	l := &Loop{
 		id:     id,
 		epfd:   epfd,
 		wakefd: wakefd,
+		file:   file,
+		raw:    raw,
 		events: make([]unix.EpollEvent, maxEvents),
 		limit:  defaultQueueLimit,
 		done:   make(chan struct{}),
 		now:    Monotonic(),
 	}
+	l.probe = l.poll
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &ev); err != nil {
 		unix.Close(wakefd)
-		unix.Close(epfd)
+		file.Close()
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
 	return l, nil
@@ -224,12 +252,9 @@ func (l *Loop) Stop() {
 // Done is closed when Run has returned.
 func (l *Loop) Done() <-chan struct{} { return l.done }
 
-// Run runs the loop on the calling goroutine, locked to its OS thread, until
-// Stop. It returns the first error of epoll_wait other than EINTR, after
-// shutting the loop down.
+// Run runs the loop on the calling goroutine until Stop. It returns the
+// first error of epoll_wait other than EINTR, after shutting the loop down.
 func (l *Loop) Run() error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	defer close(l.done)
 	var err error
 	for !l.stopping.Load() {
@@ -246,47 +271,74 @@ func (l *Loop) Run() error {
 	return err
 }
 
-// wait takes the next batch of events, blocking until one arrives or the
-// nearest timer is due.
+// wait takes the next batch of events, parking the loop until one arrives
+// or the nearest timer is due.
 //
-// epoll_wait is a raw syscall even when it blocks: the loop keeps its P and
-// the scheduler never sees it leave, so a loop that sleeps and wakes
-// thousands of times a second costs no P hand-offs, futex wake-ups or
-// sysmon churn. This is safe because the loop is locked to its thread and
-// holds no runtime locks while waiting: when the runtime needs the loop's P
-// (a stop-the-world, or sysmon preempting a long-running goroutine) it
-// signals the thread, epoll_wait returns EINTR, and the loop reaches a
-// preemption point on its way round. Start makes sure GOMAXPROCS leaves a P
-// for everything else.
+// The loop first polls its epoll instance without blocking, a raw syscall
+// that keeps its P: a busy loop never leaves the CPU or the scheduler's
+// sight. Only when nothing is ready does it park, through the runtime's
+// own netpoller, which watches the epoll descriptor like any socket (an
+// epoll instance is readable while it has events ready) and whose read
+// deadline is the nearest timer. A parked loop holds no P and no thread, so
+// loops need no GOMAXPROCS of their own, are not preempted by sysmon while
+// they sleep, and are woken by whichever thread polls the network, as a
+// goroutine blocked on a net.Conn is. Registration is edge-triggered there,
+// which is why the loop parks only after a poll that found nothing: an
+// event that arrives after that poll marks the descriptor ready, and the
+// park returns at once.
 func (l *Loop) wait() (int, error) {
-	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
-		uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), uintptr(l.timeout()), 0, 0)
-	switch e {
-	case 0:
-		return int(r), nil
-	case unix.EINTR:
+	if len(l.timers) > 0 {
+		when := l.timers[0].when
+		d := when - Monotonic()
+		if d <= 0 {
+			// A timer is due: take what is ready, do not wait.
+			l.poll(0)
+			return l.result()
+		}
+		// A deadline later than the nearest timer is moved forward; an
+		// earlier one is left to fire, find nothing due and be set again,
+		// which is cheaper than moving it each time a timer is cancelled.
+		if l.deadline <= 0 || when < l.deadline {
+			l.deadline = when
+			_ = l.file.SetReadDeadline(time.Now().Add(time.Duration(d)))
+		}
+	} else if l.deadline < 0 {
+		// A deadline that passed stays in force until cleared: every
+		// wait would fail at once.
+		l.deadline = 0
+		_ = l.file.SetReadDeadline(time.Time{})
+	}
+	l.polled, l.pollErr = 0, 0
+	err := l.raw.Read(l.probe)
+	switch {
+	case err == nil:
+		return l.result()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		l.deadline = -1
 		return 0, nil
 	}
-	return 0, os.NewSyscallError("epoll_pwait", e)
+	return 0, fmt.Errorf("netpoll: waiting on epoll: %w", err)
 }
 
-// timeout converts the nearest timer into an epoll_wait timeout: -1 with no
-// timer, 0 when one is due, else milliseconds rounded up so the loop never
-// wakes early and spins.
-func (l *Loop) timeout() int {
-	if len(l.timers) == 0 {
-		return -1
+// poll is a non-blocking epoll_pwait. It reports whether the loop has
+// something to do: events, or an error to return. EINTR counts as
+// something, an empty batch, so that the loop polls again before it parks.
+func (l *Loop) poll(uintptr) bool {
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd),
+		uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+	l.polled, l.pollErr = int(r), e
+	if e != 0 {
+		l.polled = 0
 	}
-	d := l.timers[0].when - Monotonic()
-	if d <= 0 {
-		return 0
+	return l.polled > 0 || e != 0
+}
+
+func (l *Loop) result() (int, error) {
+	switch l.pollErr {
+	case 0, unix.EINTR:
+		return l.polled, nil
 	}
-	const maxWait = 1 << 30 // ~12 days, well inside an int32
-	ms := (d + 999_999) / 1_000_000
-	if ms > maxWait {
-		ms = maxWait
-	}
-	return int(ms)
+	return 0, os.NewSyscallError("epoll_pwait", l.pollErr)
 }
 
 func (l *Loop) dispatch(n int) {
@@ -377,7 +429,7 @@ func (l *Loop) shutdown() {
 func (l *Loop) Free() {
 	if l.freed.CompareAndSwap(false, true) {
 		unix.Close(l.wakefd)
-		unix.Close(l.epfd)
+		l.file.Close() // and epfd with it
 	}
 }
 

@@ -1,6 +1,8 @@
 package netpoll
 
 import (
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -320,19 +322,91 @@ func TestShutdownReachesEveryHandler(t *testing.T) {
 	}
 }
 
-func TestTimeoutRoundsUp(t *testing.T) {
+// A timer cancelled after the loop set its wake-up for it leaves an early
+// deadline behind: the loop must wake, find nothing due, and wait for the
+// next timer instead of forgetting it; and a deadline that passed must not
+// stay in force (a timer that re-arms itself keeps firing).
+func TestTimerAfterCancelledOneStillFires(t *testing.T) {
 	l := newLoop(t)
-	defer func() { go l.Run(); l.Stop(); <-l.Done() }()
-	if got := l.timeout(); got != -1 {
-		t.Fatalf("no timers: timeout %d, want -1", got)
+	run(t, l)
+	fired := make(chan string, 64)
+	var early, late, tick Timer
+	onLoop(t, l, func() {
+		now := Monotonic()
+		l.Schedule(&early, now+int64(5*time.Millisecond), timerFunc(func(int64) { fired <- "early" }))
+	})
+	// The loop has parked with its deadline at early's time.
+	onLoop(t, l, func() {
+		l.Cancel(&early)
+		l.Schedule(&late, Monotonic()+int64(30*time.Millisecond), timerFunc(func(int64) { fired <- "late" }))
+	})
+	if got := <-fired; got != "late" {
+		t.Fatalf("fired %q, want late (early was cancelled)", got)
 	}
-	var tm Timer
-	l.Schedule(&tm, Monotonic()+int64(100*time.Microsecond), timerFunc(func(int64) {}))
-	if got := l.timeout(); got != 1 && got != 0 {
-		t.Fatalf("100µs away: timeout %d, want 1 (rounded up) or 0 (already due)", got)
+	n := 0
+	var again func(int64)
+	again = func(now int64) {
+		n++
+		fired <- "tick"
+		if n < 20 {
+			l.Schedule(&tick, now+int64(time.Millisecond), timerFunc(again))
+		}
 	}
-	l.Schedule(&tm, Monotonic()-1, tm.h)
-	if got := l.timeout(); got != 0 {
-		t.Fatalf("overdue: timeout %d, want 0", got)
+	onLoop(t, l, func() { l.Schedule(&tick, Monotonic()+int64(time.Millisecond), timerFunc(again)) })
+	for i := 0; i < 20; i++ {
+		if got := <-fired; got != "tick" {
+			t.Fatalf("fired %q, want tick", got)
+		}
+	}
+}
+
+// An idle loop is parked in the runtime's netpoller, as a goroutine
+// waiting on a socket is: it holds no P, so loops need no GOMAXPROCS of
+// their own and any number of them leave the CPU to everything else.
+func TestIdleLoopIsParkedInNetpoller(t *testing.T) {
+	l := newLoop(t)
+	run(t, l)
+	onLoop(t, l, func() {}) // running, and now idle
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if !strings.Contains(g, "netpoll.(*Loop).Run") {
+				continue
+			}
+			if strings.Contains(g, "[IO wait") {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("idle loop's goroutine is not parked in the netpoller:\n%s", g)
+			}
+		}
+		runtime.Gosched()
+	}
+}
+
+// With a single P, loops that wait for events must not keep a posting
+// goroutine from running: each round trip here needs the poster and a loop
+// to take turns on the one P.
+func TestLoopsShareOneP(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var loops [4]*Loop
+	for i := range loops {
+		loops[i] = newLoop(t)
+		run(t, loops[i])
+	}
+	done := make(chan struct{}, 1)
+	start := time.Now()
+	for i := 0; i < 2000; i++ {
+		if err := loops[i%len(loops)].Post(func() { done <- struct{}{} }); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+	}
+	// Not a timing goal: a loop that held the P while it slept would be
+	// preempted only by sysmon, every 10 ms, making this take 20 s.
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("2000 round trips took %v: loops hold the P while they wait", d)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -98,7 +97,6 @@ type Proxy struct {
 	// which Stop then ends.
 	eventsRunning bool
 	stop          sync.Once
-	procs         int // GOMAXPROCS before Start, restored by Stop
 
 	gen atomic.Pointer[generation] // the one new connections go to
 
@@ -141,14 +139,8 @@ func StartWith(cfg *Config, log *slog.Logger, opt Options) (*Proxy, error) {
 	if opt.AccessHandler == nil {
 		opt.AccessHandler = func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) }
 	}
-	// Each loop holds its P even while it waits for events (see
-	// netpoll.Loop.wait): keep one P for everything else.
-	procs := runtime.GOMAXPROCS(0)
-	if procs < n+1 {
-		runtime.GOMAXPROCS(n + 1)
-	}
 	p := &Proxy{
-		log: log, opt: opt, limit: limit, runErr: make(chan error, n), procs: procs, events: newEvents(log),
+		log: log, opt: opt, limit: limit, runErr: make(chan error, n), events: newEvents(log),
 		servers: map[serverKey]*server.Server{}, tallies: map[tallyKey]*tally{},
 	}
 	for i := 0; i < n; i++ {
@@ -418,9 +410,6 @@ func (p *Proxy) Stop() error {
 		for _, w := range p.workers {
 			w.pool.Close()
 			w.loop.Free()
-		}
-		if runtime.GOMAXPROCS(0) > p.procs {
-			runtime.GOMAXPROCS(p.procs)
 		}
 	})
 	return errors.Join(errs...)

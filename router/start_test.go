@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -90,4 +91,33 @@ func startChild() {
 		return
 	}
 	fmt.Println("CHILD: RETURNED", err)
+}
+
+// Start leaves the process's GOMAXPROCS alone, and two proxies in one
+// process, with more loops between them than there are Ps, both forward: a
+// loop waiting for events holds no P (see netpoll.Loop.wait).
+func TestProxiesLeaveGOMAXPROCSAlone(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	b := startBackend(t, echo)
+	var addrs []string
+	for i := 0; i < 2; i++ {
+		cfg := testConfig(b.addr)
+		cfg.Runtime.Workers = 3
+		addrs = append(addrs, startProxy(t, cfg).addr)
+		if n := runtime.GOMAXPROCS(0); n != 1 {
+			t.Fatalf("GOMAXPROCS is %d after Start, want 1 as set", n)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		c := dial(t, addrs[i%2])
+		msg := []byte(fmt.Sprintf("hello %d", i))
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != string(msg) {
+			t.Fatalf("echo %d through proxy %d: %q, %v", i, i%2, got, err)
+		}
+		c.Close()
+	}
 }

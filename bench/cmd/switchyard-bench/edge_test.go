@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -434,7 +433,6 @@ func edgeTestRoutes(t *testing.T, e *testEcho) routes {
 // TestEdgeRunRouter runs the edge variants through the router, in this
 // process, on the configuration the bench writes for a switchyard build.
 func TestEdgeRunRouter(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0)) // the router raises it
 	e := startTestEcho(t)
 	r := edgeTestRoutes(t, e)
 	cfg, err := router.Parse([]byte(noAdmin + routerConfig(r, 1, 0)))
