@@ -2,6 +2,11 @@
 // and for benchmarks: every connection gets its bytes back until it half-closes,
 // then the server closes its write side too.
 //
+// A connection whose first byte is 'K' (0x4B) gets every byte back Amplify
+// (16) times, so that one server also answers small requests with larger
+// replies: 64 B of 'K' get 1 KiB back. Every other connection is echoed as
+// it came, whatever bytes it sends.
+//
 //	switchyard-echo -listen 127.0.0.1:7007
 package main
 
@@ -84,10 +89,50 @@ func serve(ln net.Listener) error {
 func echoConn(c net.Conn) {
 	defer c.Close()
 	buf := make([]byte, 16<<10)
-	if _, err := io.CopyBuffer(struct{ io.Writer }{c}, struct{ io.Reader }{c}, buf); err != nil {
-		return
+	var big []byte // for amplified replies
+	first, amplify := true, false
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			if first {
+				first, amplify = false, buf[0] == Amplified
+			}
+			out := buf[:n]
+			if amplify {
+				big = Answer(big[:0], out)
+				out = big
+			}
+			if _, werr := c.Write(out); werr != nil {
+				return
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return
+		}
 	}
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
+}
+
+// Amplified is the first byte of a connection whose bytes come back Amplify
+// times each.
+const (
+	Amplified = 'K'
+	Amplify   = 16
+)
+
+// Answer appends to dst an amplified connection's reply to p: every byte
+// Amplify times. It works byte by byte, so a request split across reads
+// gets the same reply as a whole one.
+func Answer(dst, p []byte) []byte {
+	for _, b := range p {
+		for range Amplify {
+			dst = append(dst, b)
+		}
+	}
+	return dst
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -114,4 +115,65 @@ func TestConcurrentConnections(t *testing.T) {
 			t.Fatalf("echo = %q, %v; want %q", got, err, msg)
 		}
 	}
+}
+
+func TestAnswer(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"", ""},
+		{"K", strings.Repeat("K", Amplify)},
+		{"Kab", strings.Repeat("K", Amplify) + strings.Repeat("a", Amplify) + strings.Repeat("b", Amplify)},
+		{strings.Repeat("K", 64), strings.Repeat("K", 64*Amplify)},
+	} {
+		if got := string(Answer(nil, []byte(tt.in))); got != tt.want {
+			t.Errorf("Answer(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// 64 B requests of Amplified bytes get 1 KiB replies through a real
+// connection, whatever the reads split; a connection that starts with
+// another byte gets its 'K's back as they came.
+func TestAmplifiedReplies(t *testing.T) {
+	addr := startEcho(t)
+	plain := dial(t, addr)
+	if _, err := plain.Write([]byte("aK")); err != nil {
+		t.Fatal(err)
+	}
+	echoed := make([]byte, 2)
+	if _, err := io.ReadFull(plain, echoed); err != nil || string(echoed) != "aK" {
+		t.Fatalf("plain connection: %q, %v; want \"aK\"", echoed, err)
+	}
+	c := dial(t, addr)
+	req := bytes.Repeat([]byte{Amplified}, 64)
+	for i := 0; i < 100; i++ {
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make([]byte, 100*64*Amplify)
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, bytes.Repeat([]byte{Amplified}, len(got))) {
+		t.Fatal("reply is not all Amplified bytes")
+	}
+	c.CloseWrite()
+	if n, err := c.Read(got[:1]); n != 0 || err != io.EOF {
+		t.Fatalf("after the replies: %d bytes, %v; want EOF", n, err)
+	}
+}
+
+func FuzzAnswer(f *testing.F) {
+	f.Add([]byte("aKbK"))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		got := Answer(nil, p)
+		if len(got) != len(p)*Amplify {
+			t.Fatalf("len %d, want %d", len(got), len(p)*Amplify)
+		}
+		for i, b := range p {
+			if !bytes.Equal(got[i*Amplify:(i+1)*Amplify], bytes.Repeat([]byte{b}, Amplify)) {
+				t.Fatalf("byte %d: %q, want %d × %q", i, got[i*Amplify:(i+1)*Amplify], Amplify, b)
+			}
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,42 +19,53 @@ import (
 // pipelining on a pool of connections does: reqrespConns connections,
 // opened once through the target before the clock starts, each keeping
 // reqrespWindow requests of reqrespSize bytes outstanding against the echo
-// server, which sends each back: replies are as big as the requests. For
+// server, which sends each back, as it came (64 B replies) or amplified
+// sixteenfold (1 KiB replies: requests of 'K', see switchyard-echo). For
 // every reply read a connection writes the next request; replies that
 // arrive together are answered by one write of as many requests, so that
 // the client spends few system calls and leaves the CPU to the target.
 // It runs for -reqresp-secs; the outstanding requests are then read back,
 // and count. The target's CPU is that of its process tree over the run,
 // per completed request.
-//
-// Not measured: replies larger than the requests (64 B out, 1 KiB back)
-// would need the echo server to answer in a size of its own.
 const (
 	reqrespConns  = 50
 	reqrespWindow = 16
 	reqrespSize   = 64
+	// reqrespAmplify is how much larger than its request a reply is in the
+	// second shape: switchyard-echo's amplification.
+	reqrespAmplify = 16
+	// reqrespAmplified is the byte of the second shape's requests.
+	reqrespAmplified = 'K'
 )
 
 const (
-	figReqrespPerSec = "reqresp_per_sec"
-	figReqrespCPU    = "reqresp_cpu_us"
+	figReqrespPerSec   = "reqresp_per_sec"
+	figReqrespCPU      = "reqresp_cpu_us"
+	figReqresp1KPerSec = "reqresp_1k_per_sec"
+	figReqresp1KCPU    = "reqresp_1k_cpu_us"
 )
 
 // reqrespFigures are reqresp's figures, in the order of its table; like
 // edgeFigures, they are apart from the main catalogue.
 var reqrespFigures = []figure{
-	{figReqrespPerSec, "requests/s", "req/s", benchsummary.BetterHigher, 0, shareOfDirect},
-	{figReqrespCPU, "CPU µs/request", "µs", benchsummary.BetterLower, 3, unrelated},
+	{figReqrespPerSec, "requests/s, 64 B replies", "req/s", benchsummary.BetterHigher, 0, shareOfDirect},
+	{figReqrespCPU, "CPU µs/request, 64 B replies", "µs", benchsummary.BetterLower, 3, unrelated},
+	{figReqresp1KPerSec, "requests/s, 1 KiB replies", "req/s", benchsummary.BetterHigher, 0, shareOfDirect},
+	{figReqresp1KCPU, "CPU µs/request, 1 KiB replies", "µs", benchsummary.BetterLower, 3, unrelated},
 }
 
 // reqrespConfig says how reqresp loads a target. Zero fields take the
 // defaults named beside them.
 type reqrespConfig struct {
-	Conns    int           // connections; zero: reqrespConns
-	Window   int           // requests in flight per connection; zero: reqrespWindow
-	Size     int           // bytes per request and reply; zero: reqrespSize
-	Duration time.Duration // zero: 5s
-	Timeout  time.Duration // connect; and the wait for the last replies after Duration; zero: 5s
+	Conns  int // connections; zero: reqrespConns
+	Window int // requests in flight per connection; zero: reqrespWindow
+	Size   int // bytes per request; zero: reqrespSize
+	// Amplified asks for replies reqrespAmplify times the request's size:
+	// the requests are of reqrespAmplified, which switchyard-echo answers
+	// so.
+	Amplified bool
+	Duration  time.Duration // zero: 5s
+	Timeout   time.Duration // connect; and the wait for the last replies after Duration; zero: 5s
 }
 
 func (c reqrespConfig) conns() int              { return orDefault(c.Conns, reqrespConns) }
@@ -61,6 +73,21 @@ func (c reqrespConfig) window() int             { return orDefault(c.Window, req
 func (c reqrespConfig) size() int               { return orDefault(c.Size, reqrespSize) }
 func (c reqrespConfig) duration() time.Duration { return orDefault(c.Duration, 5*time.Second) }
 func (c reqrespConfig) timeout() time.Duration  { return orDefault(c.Timeout, 5*time.Second) }
+
+// request and reply are a request's bytes and those of its reply.
+func (c reqrespConfig) request() []byte {
+	if c.Amplified {
+		return bytes.Repeat([]byte{reqrespAmplified}, c.size())
+	}
+	return bytes.Repeat([]byte{'r'}, c.size())
+}
+
+func (c reqrespConfig) reply() []byte {
+	if c.Amplified {
+		return bytes.Repeat([]byte{reqrespAmplified}, c.size()*reqrespAmplify)
+	}
+	return c.request()
+}
 
 // reqrespResult is what reqresp measured.
 type reqrespResult struct {
@@ -89,13 +116,13 @@ func reqresp(ctx context.Context, addr string, cfg reqrespConfig) (reqrespResult
 			}
 		}
 	}()
-	req := bytes.Repeat([]byte{'r'}, cfg.size())
+	req, reply := cfg.request(), cfg.reply()
 	for i := range workers {
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return reqrespResult{}, fmt.Errorf("reqresp: connection %d of %d: %w", i+1, len(workers), err)
 		}
-		workers[i] = reqrespWorker{c: c, req: req, window: cfg.window()}
+		workers[i] = reqrespWorker{c: c, req: req, want: reply, window: cfg.window()}
 	}
 	start := time.Now()
 	end := start.Add(cfg.duration())
@@ -147,6 +174,7 @@ func reqresp(ctx context.Context, addr string, cfg reqrespConfig) (reqrespResult
 type reqrespWorker struct {
 	c           net.Conn
 	req         []byte
+	want        []byte // a reply
 	window      int
 	done        int64 // replies read
 	maxInFlight int
@@ -156,9 +184,9 @@ type reqrespWorker struct {
 // run fills the window, then for every reply read writes a request until
 // end, then reads the replies still outstanding.
 func (w *reqrespWorker) run(end time.Time) error {
-	br := bufio.NewReaderSize(w.c, max(4096, 2*w.window*len(w.req)))
+	br := bufio.NewReaderSize(w.c, max(4096, 2*w.window*len(w.want)))
 	out := bytes.Repeat(w.req, w.window) // the most one write sends
-	reply := make([]byte, len(w.req))
+	reply := make([]byte, len(w.want))
 	inFlight := 0
 	send := func(n int) error {
 		inFlight += n
@@ -176,8 +204,8 @@ func (w *reqrespWorker) run(end time.Time) error {
 			if _, err := io.ReadFull(br, reply); err != nil {
 				return err
 			}
-			if !bytes.Equal(reply, w.req) {
-				return fmt.Errorf("reply from %s: got %q, want %q", w.c.RemoteAddr(), reply, w.req)
+			if !bytes.Equal(reply, w.want) {
+				return fmt.Errorf("reply from %s: got %q, want %q", w.c.RemoteAddr(), reply, w.want)
 			}
 			n++
 		}
@@ -192,35 +220,47 @@ func (w *reqrespWorker) run(end time.Time) error {
 	return nil
 }
 
-// reqresp runs the reqresp load through t and charges the CPU its proxy's
-// process tree used to the requests.
+// reqresp runs the reqresp loads through t, 64 B replies then 1 KiB ones,
+// and charges the CPU its proxy's process tree used to the requests.
 func (b *bencher) reqresp(ctx context.Context, round int, t *target) ([]figValue, string, error) {
-	var before treeSample
-	var err error
-	if t.proc != nil {
-		if before, err = sampleTree(t.proc.pid()); err != nil {
-			return nil, "", err
+	var vals []figValue
+	var details []string
+	for _, shape := range []struct {
+		amplified   bool
+		rate, cpu   string
+		description string
+	}{
+		{false, figReqrespPerSec, figReqrespCPU, "64 B"},
+		{true, figReqresp1KPerSec, figReqresp1KCPU, "1 KiB"},
+	} {
+		var before treeSample
+		var err error
+		if t.proc != nil {
+			if before, err = sampleTree(t.proc.pid()); err != nil {
+				return nil, "", err
+			}
 		}
-	}
-	r, err := reqresp(ctx, loopback(t.echoPort), reqrespConfig{Duration: time.Duration(b.o.reqrespSecs) * time.Second})
-	if err != nil {
-		return nil, "", err
-	}
-	if r.Errors > 0 {
-		b.note("round %d, %s: reqresp: %d of %d connections failed (first: %v)", round, t.name, r.Errors, r.Errors+r.Conns, r.FirstErr)
-	}
-	vals := []figValue{{figReqrespPerSec, r.perSecond()}}
-	detail := fmt.Sprintf("%8.0f req/s", r.perSecond())
-	if t.proc != nil {
-		after, err := sampleTree(t.proc.pid())
+		r, err := reqresp(ctx, loopback(t.echoPort), reqrespConfig{Amplified: shape.amplified, Duration: time.Duration(b.o.reqrespSecs) * time.Second})
 		if err != nil {
 			return nil, "", err
 		}
-		cpu := (after.cpuSeconds() - before.cpuSeconds()) * 1e6 / float64(r.Requests)
-		vals = append(vals, figValue{figReqrespCPU, cpu})
-		detail += fmt.Sprintf("  %.3f CPU µs/request", cpu)
+		if r.Errors > 0 {
+			b.note("round %d, %s: reqresp (%s replies): %d of %d connections failed (first: %v)", round, t.name, shape.description, r.Errors, r.Errors+r.Conns, r.FirstErr)
+		}
+		vals = append(vals, figValue{shape.rate, r.perSecond()})
+		detail := fmt.Sprintf("%s: %8.0f req/s", shape.description, r.perSecond())
+		if t.proc != nil {
+			after, err := sampleTree(t.proc.pid())
+			if err != nil {
+				return nil, "", err
+			}
+			cpu := (after.cpuSeconds() - before.cpuSeconds()) * 1e6 / float64(r.Requests)
+			vals = append(vals, figValue{shape.cpu, cpu})
+			detail += fmt.Sprintf(" %.3f CPU µs/req", cpu)
+		}
+		details = append(details, detail+fmt.Sprintf(" %d errors", r.Errors))
 	}
-	return vals, detail + fmt.Sprintf("  %d errors", r.Errors), nil
+	return vals, strings.Join(details, "; "), nil
 }
 
 // writeReqrespTable prints reqresp's table, for the targets that have its
@@ -239,9 +279,9 @@ func writeReqrespTable(w io.Writer, s benchsummary.Summary) {
 	fmt.Fprintf(w, "\n### Request/response rate\n\n")
 	writeRows(w, targets, rows)
 	fmt.Fprintf(w, "\n%d connections opened once, each with %d requests of %d B in flight (a request written for each reply read), "+
-		"replies of %d B from the echo server, for -reqresp-secs. requests/s: request/reply pairs completed per second, %% of direct's median; "+
+		"replies of %d B or %d B from the echo server, for -reqresp-secs each. requests/s: request/reply pairs completed per second, %% of direct's median; "+
 		"CPU µs/request: CPU time of the proxy's process tree during the run ÷ requests (direct has none).\n",
-		reqrespConns, reqrespWindow, reqrespSize, reqrespSize)
+		reqrespConns, reqrespWindow, reqrespSize, reqrespSize, reqrespSize*reqrespAmplify)
 }
 
 // ownTableFigures are the figures with a table of their own.

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -223,14 +226,17 @@ func TestWriteTableReqresp(t *testing.T) {
 		{1, targetSwitchyard, figReqrespCPU, 2.5}, {1, targetHAProxy, figReqrespCPU, 4},
 		{2, targetDirect, figReqrespPerSec, 420000}, {2, targetSwitchyard, figReqrespPerSec, 320000}, {2, targetHAProxy, figReqrespPerSec, 220000},
 		{2, targetSwitchyard, figReqrespCPU, 2.7}, {2, targetHAProxy, figReqrespCPU, 4.2},
+		{1, targetDirect, figReqresp1KPerSec, 100000}, {1, targetSwitchyard, figReqresp1KPerSec, 90000}, {1, targetSwitchyard, figReqresp1KCPU, 3},
 	})}
 	var b bytes.Buffer
 	writeTable(&b, s)
 	out := b.String()
 	for _, want := range []string{
 		"### Request/response rate\n\n| figure | direct | switchyard | haproxy |\n",
-		"| requests/s ↑ | 410000 (400000–420000) | 310000 (300000–320000) · 76% | 210000 (200000–220000) · 51% |\n",
-		"| CPU µs/request ↓ | – | 2.600 (2.500–2.700) | 4.100 (4.000–4.200) |\n",
+		"| requests/s, 64 B replies ↑ | 410000 (400000–420000) | 310000 (300000–320000) · 76% | 210000 (200000–220000) · 51% |\n",
+		"| CPU µs/request, 64 B replies ↓ | – | 2.600 (2.500–2.700) | 4.100 (4.000–4.200) |\n",
+		"| requests/s, 1 KiB replies ↑ | 100000 | 90000 · 90% | – |\n",
+		"| CPU µs/request, 1 KiB replies ↓ | – | 3.000 | – |\n",
 		"50 connections opened once, each with 16 requests of 64 B in flight",
 	} {
 		if !strings.Contains(out, want) {
@@ -239,5 +245,38 @@ func TestWriteTableReqresp(t *testing.T) {
 	}
 	if strings.Contains(out, "Cells:") {
 		t.Errorf("main table printed without a figure of its own:\n%s", out)
+	}
+}
+
+// The 1 KiB shape against the real switchyard-echo (built from the router
+// module): 64 B requests of reqrespAmplified get replies sixteen times
+// their size, which the workers check byte for byte.
+func TestReqrespAmplifiedAgainstSwitchyardEcho(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "switchyard-echo")
+	build := exec.Command("go", "build", "-o", bin, "github.com/switchyard-proxy/switchyard/cmd/switchyard-echo")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building switchyard-echo: %v\n%s", err, out)
+	}
+	addr := closedAddr(t)
+	echo, err := startChild("switchyard-echo", filepath.Join(dir, "echo.log"), bin, "-listen", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { echo.stop() })
+	_, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	if err := waitListening(context.Background(), echo, []int{p}, startTimeout); err != nil {
+		t.Fatal(err)
+	}
+	for _, amplified := range []bool{false, true} {
+		cfg := reqrespConfig{Conns: 4, Window: 8, Amplified: amplified, Duration: 300 * time.Millisecond}
+		r, err := reqresp(context.Background(), addr, cfg)
+		if err != nil {
+			t.Fatalf("amplified %v: %v", amplified, err)
+		}
+		if r.Requests == 0 || r.Errors != 0 {
+			t.Fatalf("amplified %v: %d requests, %d errors (first: %v)", amplified, r.Requests, r.Errors, r.FirstErr)
+		}
 	}
 }
