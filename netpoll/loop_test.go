@@ -221,8 +221,15 @@ func socketpair(t *testing.T) (int, int) {
 }
 
 // An event already taken from epoll for an fd that a handler then closes,
-// and whose number is reused at once, must not reach the new owner.
+// and whose number is reused at once, must not reach the new owner: with
+// Close, and with CloseUnshared, which leaves the registration to the
+// kernel.
 func TestStaleEventNeverReachesRecycledFD(t *testing.T) {
+	t.Run("Close", func(t *testing.T) { testStaleEvent(t, (*Loop).Close) })
+	t.Run("CloseUnshared", func(t *testing.T) { testStaleEvent(t, (*Loop).CloseUnshared) })
+}
+
+func testStaleEvent(t *testing.T, closeFD func(*Loop, int) error) {
 	l := newLoop(t)
 	a1, b1 := socketpair(t)
 	a2, b2 := socketpair(t)
@@ -239,7 +246,7 @@ func TestStaleEventNeverReachesRecycledFD(t *testing.T) {
 				return
 			}
 			swapped = true
-			if err := l.Close(victim); err != nil {
+			if err := closeFD(l, victim); err != nil {
 				t.Error(err)
 			}
 			var p [2]int
@@ -286,6 +293,39 @@ func TestStaleEventNeverReachesRecycledFD(t *testing.T) {
 			t.Errorf("the recycled fd's new handler got %d stale events", n)
 		}
 	})
+}
+
+// CloseUnshared on a descriptor whose file is shared after all (a dup
+// outlives it) leaves the registration alive in the kernel: its events
+// must reach no handler, and the loop must go on.
+func TestCloseUnsharedOfASharedFile(t *testing.T) {
+	l := newLoop(t)
+	run(t, l)
+	a, b := socketpair(t)
+	defer unix.Close(b)
+	dup, err := unix.Dup(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dup)
+	var h recorder
+	onLoop(t, l, func() {
+		if err := l.Add(a, EventIn, &h); err != nil {
+			t.Fatal(err)
+		}
+	})
+	onLoop(t, l, func() {
+		if err := l.CloseUnshared(a); err != nil {
+			t.Error(err)
+		}
+	})
+	for i := 0; i < 10; i++ {
+		unix.Write(b, []byte("x"))
+		onLoop(t, l, func() {})
+	}
+	if n := h.events.Load(); n != 0 {
+		t.Errorf("handler of a closed fd got %d events", n)
+	}
 }
 
 func TestShutdownReachesEveryHandler(t *testing.T) {

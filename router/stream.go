@@ -380,7 +380,7 @@ func (s *stream) OnTimer(now int64) {
 
 func (s *stream) closeUpstream() {
 	if s.ufd >= 0 {
-		_ = s.w.loop.Close(s.ufd)
+		_ = s.w.loop.CloseUnshared(s.ufd) // a socket of ours, never shared
 		s.ufd = -1
 	}
 }
@@ -428,7 +428,7 @@ func (s *stream) finish(reason server.Reason) {
 		s.ep = nil
 	}
 	s.closeUpstream()
-	_ = l.Close(s.cfd)
+	_ = l.CloseUnshared(s.cfd) // accepted here, never shared
 	s.cfd = -1
 	if s.name != nil {
 		s.name.Release(l.Now())
