@@ -163,7 +163,7 @@ bench-compare: build iperf3
 	abs=$$(cd "$$dir" && pwd); (cd bench && $(GO) run golang.org/x/perf/cmd/benchstat -col /target -filter '/target:(base OR head)' "$$abs"/*.txt) > "$$dir/benchstat.txt"; \
 	echo "charts and table: $$dir (benchstat's verdict: $$dir/benchstat.txt)"
 
-# Profiles the router under the throughput and connection-rate loads.
+# Profiles the router under the throughput, connection-rate and request/response loads.
 # Open one interactively with: go tool pprof -http=: bin/switchyard bench/results/profile-*/cpu.pprof
 profile: build iperf3 graphviz
 	$(BIN)/switchyard-bench -switchyard $(BIN)/switchyard -echo $(BIN)/switchyard-echo -profile-dir $(RESULTS)/profile-$(VERSION) $(BENCH_FLAGS)

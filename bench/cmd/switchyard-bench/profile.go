@@ -13,8 +13,8 @@ import (
 const dotMissing = "install graphviz (apt-get install -y graphviz) for SVG call graphs"
 
 // profileRun runs the one switchyard build with -cpuprofile and
-// -memprofile under the throughput (P1 fwd, P4 rev) and connection-rate
-// loads, stops it with SIGTERM, which writes the profiles, and renders
+// -memprofile under the throughput (P1 fwd, P4 rev), connection-rate and
+// request/response loads, stops it with SIGTERM, which writes the profiles, and renders
 // them as SVG call graphs when graphviz is installed.
 func profileRun(ctx context.Context, b *bencher, stdout io.Writer) error {
 	dir, err := filepath.Abs(b.o.profileDir)
@@ -40,6 +40,7 @@ func profileRun(ctx context.Context, b *bencher, stdout io.Writer) error {
 		{measurement: measureThroughput, tcase: cases[0]},
 		{measurement: measureThroughput, tcase: cases[3]},
 		{measurement: measureConnrate},
+		{measurement: measureReqresp},
 	} {
 		if t.down == nil && ctx.Err() == nil {
 			b.measure(ctx, 1, st, t)
