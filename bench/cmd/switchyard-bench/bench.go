@@ -247,7 +247,15 @@ func (b *bencher) throughput(ctx context.Context, t *target, c benchCase) ([]fig
 			return nil, "", err
 		}
 	}
+	machineBefore, err := machineBusySeconds()
+	if err != nil {
+		return nil, "", err
+	}
 	sum, err := runIperf(ctx, t.iperfPort, b.o.secs, c.args, b.progress)
+	if err != nil {
+		return nil, "", err
+	}
+	machineAfter, err := machineBusySeconds()
 	if err != nil {
 		return nil, "", err
 	}
@@ -255,8 +263,9 @@ func (b *bencher) throughput(ctx context.Context, t *target, c benchCase) ([]fig
 		return nil, "", errors.New("iperf3 received no bytes")
 	}
 	gbps := sum.bitsPerSecond / 1e9
-	vals := []figValue{{"gbps_" + c.tag, gbps}}
-	detail := fmt.Sprintf("%6.2f Gb/s", gbps)
+	machine := (machineAfter - machineBefore) / (sum.bytes / (1 << 30))
+	vals := []figValue{{"gbps_" + c.tag, gbps}, {"machine_cpu_s_per_gib_" + c.tag, machine}}
+	detail := fmt.Sprintf("%6.2f Gb/s  machine %.3f CPU s/GiB", gbps, machine)
 	if t.proc != nil {
 		after, err := sampleTree(t.proc.pid())
 		if err != nil {

@@ -54,6 +54,9 @@ func catalogue() []figure {
 	for _, c := range cases {
 		fs = append(fs, figure{"cpu_s_per_gib_" + c.tag, "CPU s/GiB " + c.name, "s/GiB", benchsummary.BetterLower, 3, unrelated})
 	}
+	for _, c := range cases {
+		fs = append(fs, figure{"machine_cpu_s_per_gib_" + c.tag, "machine CPU s/GiB " + c.name, "s/GiB", benchsummary.BetterLower, 3, addedOverDirect})
+	}
 	return append(fs,
 		figure{figConnPerSec, "conn/s", "conn/s", benchsummary.BetterHigher, 0, shareOfDirect},
 		figure{figConnP99, "conn p99 ms", "ms", benchsummary.BetterLower, 2, unrelated},

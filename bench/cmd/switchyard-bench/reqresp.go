@@ -43,6 +43,10 @@ const (
 	figReqrespCPU      = "reqresp_cpu_us"
 	figReqresp1KPerSec = "reqresp_1k_per_sec"
 	figReqresp1KCPU    = "reqresp_1k_cpu_us"
+	// The machine's CPU per request: the client's, the echo server's, the
+	// proxy's and the kernel's on their behalf (see machinecpu.go).
+	figReqrespMachineCPU   = "reqresp_machine_cpu_us"
+	figReqresp1KMachineCPU = "reqresp_1k_machine_cpu_us"
 )
 
 // reqrespFigures are reqresp's figures, in the order of its table; like
@@ -52,6 +56,8 @@ var reqrespFigures = []figure{
 	{figReqrespCPU, "CPU µs/request, 64 B replies", "µs", benchsummary.BetterLower, 3, unrelated},
 	{figReqresp1KPerSec, "requests/s, 1 KiB replies", "req/s", benchsummary.BetterHigher, 0, shareOfDirect},
 	{figReqresp1KCPU, "CPU µs/request, 1 KiB replies", "µs", benchsummary.BetterLower, 3, unrelated},
+	{figReqrespMachineCPU, "machine CPU µs/request, 64 B replies", "µs", benchsummary.BetterLower, 3, addedOverDirect},
+	{figReqresp1KMachineCPU, "machine CPU µs/request, 1 KiB replies", "µs", benchsummary.BetterLower, 3, addedOverDirect},
 }
 
 // reqrespConfig says how reqresp loads a target. Zero fields take the
@@ -226,12 +232,12 @@ func (b *bencher) reqresp(ctx context.Context, round int, t *target) ([]figValue
 	var vals []figValue
 	var details []string
 	for _, shape := range []struct {
-		amplified   bool
-		rate, cpu   string
-		description string
+		amplified      bool
+		rate, cpu, mcu string
+		description    string
 	}{
-		{false, figReqrespPerSec, figReqrespCPU, "64 B"},
-		{true, figReqresp1KPerSec, figReqresp1KCPU, "1 KiB"},
+		{false, figReqrespPerSec, figReqrespCPU, figReqrespMachineCPU, "64 B"},
+		{true, figReqresp1KPerSec, figReqresp1KCPU, figReqresp1KMachineCPU, "1 KiB"},
 	} {
 		var before treeSample
 		var err error
@@ -240,15 +246,24 @@ func (b *bencher) reqresp(ctx context.Context, round int, t *target) ([]figValue
 				return nil, "", err
 			}
 		}
+		machineBefore, err := machineBusySeconds()
+		if err != nil {
+			return nil, "", err
+		}
 		r, err := reqresp(ctx, loopback(t.echoPort), reqrespConfig{Amplified: shape.amplified, Duration: time.Duration(b.o.reqrespSecs) * time.Second})
+		if err != nil {
+			return nil, "", err
+		}
+		machineAfter, err := machineBusySeconds()
 		if err != nil {
 			return nil, "", err
 		}
 		if r.Errors > 0 {
 			b.note("round %d, %s: reqresp (%s replies): %d of %d connections failed (first: %v)", round, t.name, shape.description, r.Errors, r.Errors+r.Conns, r.FirstErr)
 		}
-		vals = append(vals, figValue{shape.rate, r.perSecond()})
-		detail := fmt.Sprintf("%s: %8.0f req/s", shape.description, r.perSecond())
+		machine := (machineAfter - machineBefore) * 1e6 / float64(r.Requests)
+		vals = append(vals, figValue{shape.rate, r.perSecond()}, figValue{shape.mcu, machine})
+		detail := fmt.Sprintf("%s: %8.0f req/s machine %.3f CPU µs/req", shape.description, r.perSecond(), machine)
 		if t.proc != nil {
 			after, err := sampleTree(t.proc.pid())
 			if err != nil {
@@ -280,7 +295,8 @@ func writeReqrespTable(w io.Writer, s benchsummary.Summary) {
 	writeRows(w, targets, rows)
 	fmt.Fprintf(w, "\n%d connections opened once, each with %d requests of %d B in flight (a request written for each reply read), "+
 		"replies of %d B or %d B from the echo server, for -reqresp-secs each. requests/s: request/reply pairs completed per second, %% of direct's median; "+
-		"CPU µs/request: CPU time of the proxy's process tree during the run ÷ requests (direct has none).\n",
+		"CPU µs/request: CPU time of the proxy's process tree during the run ÷ requests (direct has none); "+
+		"machine CPU µs/request: the whole machine's busy CPU time (client, echo server, proxy, kernel threads) ÷ requests, +added over direct's.\n",
 		reqrespConns, reqrespWindow, reqrespSize, reqrespSize, reqrespSize*reqrespAmplify)
 }
 

@@ -18,6 +18,7 @@ import (
 var knownFigures = []string{
 	"gbps_p1_fwd", "gbps_p1_rev", "gbps_p4_fwd", "gbps_p4_rev",
 	"cpu_s_per_gib_p1_fwd", "cpu_s_per_gib_p1_rev", "cpu_s_per_gib_p4_fwd", "cpu_s_per_gib_p4_rev",
+	"machine_cpu_s_per_gib_p1_fwd", "machine_cpu_s_per_gib_p1_rev", "machine_cpu_s_per_gib_p4_fwd", "machine_cpu_s_per_gib_p4_rev",
 	"conn_per_s", "conn_p99_ms",
 	"rtt_p50_us", "rtt_p99_us", "rtt_p999_us",
 	"rtt1_p50_us", "rtt1_p99_us", "rtt1_p999_us",
