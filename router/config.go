@@ -99,7 +99,15 @@ type ServerConfig struct {
 	// ProxyProtocolFrom may send one, the others are refused.
 	ProxyProtocol     string
 	ProxyProtocolFrom []netip.Prefix
+
+	// Offload is who moves an established stream's bytes: "" (the
+	// loop, by splice) or "sockmap" (the kernel, by a BPF sk_skb
+	// program; an experiment, see duplex.StartOffload).
+	Offload string
 }
+
+// OffloadSockmap is the offload value that hands streams to the kernel.
+const OffloadSockmap = "sockmap"
 
 // SNI reports whether connections are routed by the server name of their
 // TLS ClientHello: the server's dst has {sni}.

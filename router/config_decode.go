@@ -46,6 +46,7 @@ type (
 		handshakeTimeout                      *time.Duration
 		sniDefault, proxyProtocol             *string
 		proxyProtocolFrom                     []*string
+		offload                               *string
 	}
 )
 
@@ -107,6 +108,7 @@ func decodeRouter(t *table) *rawRouter {
 			sniDefault:        st.string("sni_default"),
 			proxyProtocol:     st.string("proxy_protocol"),
 			proxyProtocolFrom: st.strings("proxy_protocol_from"),
+			offload:           st.string("offload"),
 		})
 		st.done()
 	}

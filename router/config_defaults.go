@@ -45,6 +45,7 @@ func (c *rawConfig) setDefaults() {
 			orDefault(&s.handshakeTimeout, defaultHandshakeTimeout)
 			orDefault(&s.sniDefault, "")
 			orDefault(&s.proxyProtocol, "")
+			orDefault(&s.offload, "")
 		}
 		orDefault(&r.sendProxy, "")
 		orDefault(&r.balancer, defaultBalancer)

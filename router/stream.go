@@ -64,6 +64,7 @@ type stream struct {
 	lastActive   int64
 	timer        netpoll.Timer
 	dup          duplex.Duplex
+	off          *duplex.Offload // non-nil: the kernel moves the bytes, not dup
 }
 
 // side is the netpoll.Handler of one of a stream's sockets.
@@ -290,6 +291,11 @@ func (s *stream) onEvent(which duplex.Side, ev uint32) {
 			s.established(ev)
 		}
 	case phaseEstablished:
+		if s.off != nil {
+			s.off.Ready(which, ev)
+			s.pumpOffload()
+			return
+		}
 		s.dup.Ready(which, ev)
 		s.pump()
 	}
@@ -305,6 +311,9 @@ func (s *stream) established(ev uint32) {
 	s.ep.Succeeded()
 	s.env.Counters.ObserveConnect(time.Duration(l.Now() - s.env.Accepted))
 	s.phase = phaseEstablished
+	if s.offloadWanted() && s.offload(ev) {
+		return
+	}
 	s.dup.Init(s.w.pool, s.cfd, s.ufd)
 	s.dup.Ready(duplex.Client, s.clientEvents)
 	s.dup.Ready(duplex.Upstream, ev)
@@ -333,6 +342,11 @@ func (s *stream) armDeadline() {
 	if s.env.IdleTimeout > 0 {
 		if idle := s.lastActive + int64(s.env.IdleTimeout); next == 0 || idle < next {
 			next = idle
+		}
+	}
+	if s.off != nil && s.off.Draining() {
+		if poll := s.w.loop.Now() + s.off.PollDelay(); next == 0 || poll < next {
+			next = poll
 		}
 	}
 	if next == 0 {
@@ -370,8 +384,16 @@ func (s *stream) OnTimer(now int64) {
 			s.finish(server.ReasonLifetime)
 			return
 		}
+		if t := s.env.IdleTimeout; t > 0 && now >= s.lastActive+int64(t) && s.off != nil {
+			// The kernel moved the bytes: its counters say when.
+			s.lastActive = max(s.lastActive, s.off.LastActive())
+		}
 		if t := s.env.IdleTimeout; t > 0 && now >= s.lastActive+int64(t) {
 			s.finish(server.ReasonIdleTimeout)
+			return
+		}
+		if s.off != nil && s.off.Draining() {
+			s.pumpOffload()
 			return
 		}
 		s.armDeadline()
@@ -400,7 +422,12 @@ func (s *stream) finish(reason server.Reason) {
 	if reason == server.ReasonReset && s.phase == phaseConnecting && s.ufd >= 0 {
 		resetOnClose(s.ufd) // the client reset while we were connecting
 	}
-	if s.phase == phaseEstablished {
+	var up, down uint64
+	switch {
+	case s.phase == phaseEstablished && s.off != nil:
+		up, down = s.finishOffload(reason)
+		s.env.Counters.AddBytes(up, down)
+	case s.phase == phaseEstablished:
 		switch {
 		case reason == server.ReasonReset:
 			peer := s.cfd
@@ -416,11 +443,11 @@ func (s *stream) finish(reason server.Reason) {
 			resetOnClose(s.ufd)
 		}
 		s.dup.Release()
-		up, down := s.dup.Bytes()
+		up, down = s.dup.Bytes()
 		s.env.Counters.AddBytes(up, down)
 	}
 	if a := s.r.gen.access; a != nil {
-		s.recordAccess(a, reason, l.Now())
+		s.recordAccess(a, reason, l.Now(), up, down)
 	}
 	s.phase = phaseClosed
 	if s.ep != nil {
@@ -447,7 +474,7 @@ func (s *stream) finish(reason server.Reason) {
 }
 
 // recordAccess hands the access log the line of a stream that ends now.
-func (s *stream) recordAccess(a *accessLog, reason server.Reason, now int64) {
+func (s *stream) recordAccess(a *accessLog, reason server.Reason, now int64, up, down uint64) {
 	r := accessRecord{
 		router:   s.r.label,
 		listen:   s.env.Server.Label(),
@@ -455,12 +482,11 @@ func (s *stream) recordAccess(a *accessLog, reason server.Reason, now int64) {
 		source:   s.env.Source,
 		duration: time.Duration(now - s.env.Accepted),
 		reason:   reason,
+		up:       up,
+		down:     down,
 	}
 	if s.ep != nil {
 		r.endpoint = s.ep.Addr
-	}
-	if s.phase == phaseEstablished {
-		r.up, r.down = s.dup.Bytes()
 	}
 	a.record(r)
 }
@@ -468,4 +494,101 @@ func (s *stream) recordAccess(a *accessLog, reason server.Reason, now int64) {
 // resetOnClose makes the coming close of fd send a reset (SO_LINGER 0).
 func resetOnClose(fd int) {
 	_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+}
+
+// offloadWanted reports whether the stream's server has offload =
+// "sockmap". The router's servers are in the order of its configuration's.
+func (s *stream) offloadWanted() bool {
+	for i := range s.r.gen.cfg.Routers {
+		rc := &s.r.gen.cfg.Routers[i]
+		if rc.Label != s.r.label {
+			continue
+		}
+		for j, srv := range s.r.servers {
+			if srv == s.env.Server && j < len(rc.Servers) {
+				return rc.Servers[j].Offload == OffloadSockmap
+			}
+		}
+	}
+	return false
+}
+
+// offload hands the established stream's bytes to the kernel, and
+// registers its sockets anew for hang-ups and errors only, so the loop is
+// not woken per batch. It reports false, with nothing changed, when the
+// kernel cannot take the stream: then it is spliced (the reason is counted
+// in duplex.OffloadFallbacks and logged the first time).
+func (s *stream) offload(ev uint32) bool {
+	partial := s.env.Handshake != nil && s.env.Handshake.Proxy != 0 // a PROXY header was read
+	off, err := duplex.StartOffload(s.w.pool, s.cfd, s.ufd, partial)
+	if err != nil {
+		if oe, ok := err.(*duplex.OffloadError); ok {
+			if oe.First {
+				s.r.gen.p.log.Warn("offload: splicing instead", "server", s.env.Server.Label(), "reason", oe.Reason, "err", oe.Err)
+			}
+			s.env.Counters.AddBytes(oe.Up, 0)
+		}
+		return false
+	}
+	s.off = off
+	s.cfd = s.reregister(s.cfd, &s.client)
+	s.ufd = s.reregister(s.ufd, &s.upstream)
+	off.Renumber(s.cfd, s.ufd)
+	const hangups = netpoll.EventErr | netpoll.EventHup | unix.EPOLLRDHUP
+	off.Ready(duplex.Client, s.clientEvents&hangups)
+	off.Ready(duplex.Upstream, ev&hangups)
+	s.lastActive = s.w.loop.Now()
+	s.pumpOffload()
+	return true
+}
+
+// reregister moves fd's registration to a duplicate registered for
+// duplex.OffloadEvents only (netpoll has no way to change the events of an
+// fd), closing fd, and returns the duplicate. fd is closed with Close, as
+// the duplicate shares its file; after it the duplicate is the file's only
+// descriptor, as finish's CloseUnshared wants. If that cannot be done fd
+// stays as it is: readiness events then wake the loop for nothing.
+func (s *stream) reregister(fd int, h *side) int {
+	l := s.w.loop
+	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return fd
+	}
+	if err := l.Add(nfd, duplex.OffloadEvents, h); err != nil {
+		unix.Close(nfd)
+		return fd
+	}
+	_ = l.Close(fd)
+	return nfd
+}
+
+func (s *stream) pumpOffload() {
+	switch s.off.Pump() {
+	case duplex.Running:
+		s.armDeadline()
+	case duplex.Finished:
+		s.finish(server.ReasonEOF)
+	case duplex.Failed:
+		s.finish(server.ReasonReset)
+	}
+}
+
+// finishOffload takes an offloaded stream's sockets back from the kernel
+// before they are closed, resetting as finish does for a spliced one, and
+// returns its bytes.
+func (s *stream) finishOffload(reason server.Reason) (up, down uint64) {
+	switch {
+	case reason == server.ReasonReset:
+		peer := s.cfd
+		if s.off.FailedSide() == duplex.Client {
+			peer = s.ufd
+		}
+		resetOnClose(peer)
+	case reason != server.ReasonEOF && s.off.Holding():
+		resetOnClose(s.cfd)
+		resetOnClose(s.ufd)
+	}
+	up, down = s.off.Stop()
+	s.off = nil
+	return up, down
 }

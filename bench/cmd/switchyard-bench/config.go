@@ -15,6 +15,12 @@ import (
 // plain echo route goes. Both wait handshakeTimeout for what they read,
 // like HAProxy's inspect-delay.
 func routerConfig(r routes, workers, pipeSize int) string {
+	return routerConfigOffload(r, workers, pipeSize, "")
+}
+
+// routerConfigOffload is routerConfig with offload = offload on every
+// server; "": the key left out.
+func routerConfigOffload(r routes, workers, pipeSize int, offload string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[runtime]\nworkers = %d\n", workers)
 	if pipeSize > 0 {
@@ -32,13 +38,17 @@ label = "bench"
 	if r.edge() {
 		fmt.Fprintf(&b, "  %q = [%q]\n", "/svc/"+benchServerName, r.echoUpstream)
 	}
-	servers := []struct{ listen, dst, extra string }{{r.iperfListen, "/svc/iperf", ""}, {r.echoListen, "/svc/echo", ""}}
+	var off string
+	if offload != "" {
+		off = fmt.Sprintf("  offload = %q\n", offload)
+	}
+	servers := []struct{ listen, dst, extra string }{{r.iperfListen, "/svc/iperf", off}, {r.echoListen, "/svc/echo", off}}
 	if r.edge() {
 		hs := fmt.Sprintf("  handshake_timeout = %q\n", handshakeTimeout.String())
 		servers = append(servers,
-			struct{ listen, dst, extra string }{r.sniListen, "/svc/{sni}", hs},
+			struct{ listen, dst, extra string }{r.sniListen, "/svc/{sni}", hs + off},
 			struct{ listen, dst, extra string }{r.proxyListen, "/svc/echo",
-				fmt.Sprintf("  proxy_protocol = \"v2\"\n  proxy_protocol_from = [%q]\n", proxyFrom) + hs})
+				fmt.Sprintf("  proxy_protocol = \"v2\"\n  proxy_protocol_from = [%q]\n", proxyFrom) + hs + off})
 	}
 	for _, s := range servers {
 		fmt.Fprintf(&b, `

@@ -13,7 +13,10 @@ import (
 
 // options are the command-line settings.
 type options struct {
-	builds       []build // the -switchyard builds, in flag order
+	builds []build // the -switchyard builds, in flag order
+	// offloads: build name → the offload key given its every server
+	// (-offload NAME=KIND); builds not in it leave the key out.
+	offloads     map[string]string
 	targets      []string
 	only         []string // measurements to run, in measurement order
 	runs         int
@@ -74,6 +77,38 @@ func (l *buildList) Set(v string) error {
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
+// offloadList is the repeatable -offload flag: NAME=KIND pairs.
+type offloadList [][2]string
+
+func (l *offloadList) String() string {
+	var s []string
+	for _, p := range *l {
+		s = append(s, p[0]+"="+p[1])
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *offloadList) Set(v string) error {
+	name, kind, ok := strings.Cut(v, "=")
+	if !ok || !validName.MatchString(name) || !validName.MatchString(kind) {
+		return fmt.Errorf("%q: want NAME=KIND, as sockmap=sockmap", v)
+	}
+	*l = append(*l, [2]string{name, kind})
+	return nil
+}
+
+// offloadsOf maps the builds named in offloads to their offload kind.
+func offloadsOf(builds []build, offloads offloadList) (map[string]string, error) {
+	m := map[string]string{}
+	for _, p := range offloads {
+		if !slices.ContainsFunc(builds, func(b build) bool { return b.name == p[0] }) {
+			return nil, fmt.Errorf("-offload: no build named %q", p[0])
+		}
+		m[p[0]] = p[1]
+	}
+	return m, nil
+}
+
 const (
 	defaultTargets = "direct,switchyard,haproxy,nginx"
 	defaultOnly    = "throughput,connrate,connrate-edge,reqresp,rtt,idle"
@@ -86,7 +121,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.SetOutput(stderr)
 	var o options
 	var builds buildList
+	var offloads offloadList
 	var targets, only string
+	fs.Var(&offloads, "offload", "give every server of a build offload = KIND, as `NAME=KIND` (sockmap: the kernel moves the bytes); repeatable")
 	fs.Var(&builds, "switchyard", "switchyard build to measure, as `NAME=PATH` or a bare PATH (named switchyard); repeatable (default switchyard=bin/switchyard)")
 	fs.StringVar(&targets, "targets", defaultTargets, "comma-separated `targets`: direct, switchyard (every build), a build's NAME, haproxy, nginx")
 	fs.StringVar(&only, "only", defaultOnly, "comma-separated `measurements` to run: throughput, connrate, connrate-edge (plain, SNI-routed and PROXY-header connections), reqresp (pipelined requests on 50 connections), rtt, idle")
@@ -117,6 +154,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		builds = buildList{{name: targetSwitchyard, path: "bin/switchyard"}}
 	}
 	o.builds = builds
+	var err error
+	if o.offloads, err = offloadsOf(o.builds, offloads); err != nil {
+		errs = append(errs, err)
+	}
 	if o.runs == 0 {
 		o.runs = 3
 		if v := getenv("BENCH_RUNS"); v != "" {
@@ -127,7 +168,6 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 			o.runs = n
 		}
 	}
-	var err error
 	if o.targets, err = selectTargets(targets, o.builds); err != nil {
 		errs = append(errs, fmt.Errorf("-targets: %w", err))
 	}
@@ -222,4 +262,12 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// offloadNote is how a build's offload reads in the run's notes.
+func offloadNote(kind string) string {
+	if kind == "" {
+		return ""
+	}
+	return " offload=" + kind
 }

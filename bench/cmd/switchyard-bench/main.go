@@ -185,8 +185,8 @@ func (b *bencher) prepare(sys system) error {
 			t.proxy, err = sys.nginx()
 		default:
 			bld := b.o.build(name)
-			t.proxy = switchyardProxy{path: bld.path, workers: b.o.workers, pipeSize: b.o.pipeSize}
-			b.note("%s: %s, %s; workers=%d pipe_size=%s", name, bld.path, firstLine(versionOf(bld.path)), b.o.workers, pipeSizeName(b.o.pipeSize))
+			t.proxy = switchyardProxy{path: bld.path, workers: b.o.workers, pipeSize: b.o.pipeSize, offload: b.o.offloads[name]}
+			b.note("%s: %s, %s; workers=%d pipe_size=%s%s", name, bld.path, firstLine(versionOf(bld.path)), b.o.workers, pipeSizeName(b.o.pipeSize), offloadNote(b.o.offloads[name]))
 		}
 		if err != nil {
 			b.note("%s skipped: %v", name, err)

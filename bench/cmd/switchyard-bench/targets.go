@@ -186,6 +186,7 @@ type switchyardProxy struct {
 	path      string
 	workers   int
 	pipeSize  int
+	offload   string // every server's offload key; "": left out
 	extraArgs []string
 }
 
@@ -213,7 +214,7 @@ func (p switchyardProxy) config(dir string, r routes) (text string, edge bool, n
 	}
 	var edgeErr error
 	for _, rr := range tries {
-		base := routerConfig(rr, p.workers, p.pipeSize)
+		base := routerConfigOffload(rr, p.workers, p.pipeSize, p.offload)
 		for _, text = range []string{noAdmin + base, base} {
 			err := p.check(dir, text)
 			if err == nil {

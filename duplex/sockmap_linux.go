@@ -1,0 +1,632 @@
+package duplex
+
+// Kernel-offloaded streams (an experiment, issue 13 part 3): a BPF sk_skb
+// verdict program forwards each socket's data to its peer's send queue, so
+// bytes move with no wakeup of the loop per batch. The loop hears of the
+// stream only at a FIN, an error, or its deadlines.
+//
+// Three maps, shared by every loop, made on first use:
+//
+//   - targets, a SOCKHASH: each socket under its peer's key. A key is a
+//     socket's own 4-tuple as its sk_skb program reads it (local IPv4,
+//     remote IPv4, local port in host order, remote port in network
+//     order), so the program finds the peer from its skb alone.
+//   - verdict, a SOCKHASH with the program attached: each socket under its
+//     own key. A socket is put here only once both are in targets, so no
+//     byte is ever redirected to a peer not yet there (which would drop it).
+//   - counters, a HASH: per socket, the bytes it received and forwarded
+//     and the CLOCK_MONOTONIC time of the last batch, written by the
+//     program and read by the loop at idle deadlines and at close.
+//
+// A FIN is passed on once the kernel has written every byte before it to
+// the peer: the bytes the source received since the offload (TCP_INFO)
+// against those the program forwarded (counters), and those against what
+// the destination's send queue took (bytes acked plus SIOCOUTQ).
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/switchyard-proxy/switchyard/netpoll"
+)
+
+// OffloadEvents are the epoll events an offloaded socket is registered for:
+// its peer's FIN; errors and hang-ups come unasked. Readiness is left out,
+// since the kernel, not the loop, moves the bytes.
+const OffloadEvents = unix.EPOLLRDHUP
+
+// offloadMaxSockets bounds the sockets offloaded at once; past it streams
+// are spliced.
+const offloadMaxSockets = 1 << 17
+
+// offloadSndBuf is the send buffer of an offloaded socket. The kernel
+// sends what the program redirects from a work item that, finding the
+// send buffer half full, sleeps a jiffy (4 ms at HZ=250); and since no one
+// polls the socket for writing, TCP never grows its buffer past the
+// initial one. Measured on the 2-core VM, P1 loopback: autotuned 4.7 Gb/s,
+// 4 MiB 8.4, 16 MiB 8.5, 32 MiB 8.5; P4: 15.5, 16.9, 19.0, 18.8.
+const offloadSndBuf = 16 << 20
+
+// Offsets in struct __sk_buff (include/uapi/linux/bpf.h).
+const (
+	skbLen        = 0
+	skbRemoteIP4  = 92
+	skbLocalIP4   = 96
+	skbRemotePort = 132
+	skbLocalPort  = 136
+)
+
+// sockKey is a socket's 4-tuple as its sk_skb program reads it.
+type sockKey [16]byte
+
+// sockCount is a socket's value in counters, as the program writes it.
+type sockCount struct {
+	Bytes uint64 // received and forwarded to the peer
+	Last  uint64 // CLOCK_MONOTONIC of the last batch
+}
+
+type offloader struct {
+	targets, verdict, counters *ebpf.Map
+	prog                       *ebpf.Program
+	clockBase                  int64 // CLOCK_MONOTONIC minus netpoll.Monotonic
+}
+
+var (
+	offloadOnce  sync.Once
+	offloadState *offloader
+	offloadErr   error
+)
+
+// loadOffloader makes the maps and the program once per process.
+func loadOffloader() (*offloader, error) {
+	offloadOnce.Do(func() { offloadState, offloadErr = newOffloader() })
+	return offloadState, offloadErr
+}
+
+func newOffloader() (*offloader, error) {
+	o := &offloader{}
+	var err error
+	sockhash := func() (*ebpf.Map, error) {
+		return ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.SockHash, KeySize: 16, ValueSize: 4, MaxEntries: offloadMaxSockets})
+	}
+	if o.targets, err = sockhash(); err != nil {
+		return nil, fmt.Errorf("sockhash: %w", err)
+	}
+	if o.verdict, err = sockhash(); err != nil {
+		return nil, fmt.Errorf("sockhash: %w", err)
+	}
+	o.counters, err = ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 16, ValueSize: 16,
+		MaxEntries: offloadMaxSockets, Flags: unix.BPF_F_NO_PREALLOC})
+	if err != nil {
+		return nil, fmt.Errorf("hash: %w", err)
+	}
+	o.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         "switchyard_fwd",
+		Type:         ebpf.SkSKB,
+		AttachType:   ebpf.AttachSkSKBStreamVerdict,
+		License:      "GPL",
+		Instructions: verdictProgram(o.counters.FD(), o.targets.FD()),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sk_skb program: %w", err)
+	}
+	err = link.RawAttachProgram(link.RawAttachProgramOptions{
+		Target: o.verdict.FD(), Program: o.prog, Attach: ebpf.AttachSkSKBStreamVerdict,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sk_skb attach: %w", err)
+	}
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return nil, os.NewSyscallError("clock_gettime", err)
+	}
+	o.clockBase = ts.Nano() - netpoll.Monotonic()
+	return o, nil
+}
+
+// OffloadSupported reports why streams cannot be offloaded here (no root,
+// a kernel without sockmap), or nil. It makes the maps and the program.
+func OffloadSupported() error {
+	_, err := loadOffloader()
+	return err
+}
+
+// verdictProgram counts each batch a socket receives under the socket's own
+// key, then redirects it to the egress of the socket stored under that key
+// in targets: the peer. An empty skb (a bare FIN) is dropped: the loop
+// passes FINs on itself, after the bytes.
+func verdictProgram(counters, targets int) asm.Instructions {
+	return asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.LoadMem(asm.R7, asm.R6, skbLen, asm.Word),
+		asm.JEq.Imm(asm.R7, 0, "drop"),
+		asm.LoadMem(asm.R2, asm.R6, skbLocalIP4, asm.Word),
+		asm.StoreMem(asm.RFP, -16, asm.R2, asm.Word),
+		asm.LoadMem(asm.R2, asm.R6, skbRemoteIP4, asm.Word),
+		asm.StoreMem(asm.RFP, -12, asm.R2, asm.Word),
+		asm.LoadMem(asm.R2, asm.R6, skbLocalPort, asm.Word),
+		asm.StoreMem(asm.RFP, -8, asm.R2, asm.Word),
+		asm.LoadMem(asm.R2, asm.R6, skbRemotePort, asm.Word),
+		asm.StoreMem(asm.RFP, -4, asm.R2, asm.Word),
+
+		asm.LoadMapPtr(asm.R1, counters),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -16),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "redirect"),
+		asm.StoreXAdd(asm.R0, asm.R7, asm.DWord),
+		asm.Mov.Reg(asm.R8, asm.R0),
+		asm.FnKtimeGetNs.Call(),
+		asm.StoreMem(asm.R8, 8, asm.R0, asm.DWord),
+
+		asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("redirect"),
+		asm.LoadMapPtr(asm.R2, targets),
+		asm.Mov.Reg(asm.R3, asm.RFP),
+		asm.Add.Imm(asm.R3, -16),
+		asm.Mov.Imm(asm.R4, 0), // egress: out of the peer
+		asm.FnSkRedirectHash.Call(),
+		asm.Return(),
+
+		asm.Mov.Imm(asm.R0, 0).WithSymbol("drop"), // SK_DROP
+		asm.Return(),
+	}
+}
+
+// Why a stream asked to be offloaded is spliced instead.
+const (
+	FallbackBPF      = "bpf"       // the maps or program could not be made (no root, old kernel)
+	FallbackNotIPv4  = "not_ipv4"  // a socket is not IPv4
+	FallbackState    = "state"     // a socket is no longer established (a FIN came first)
+	FallbackBusy     = "busy"      // a peer would not take the bytes queued before the offload
+	FallbackMapsFull = "maps_full" // offloadMaxSockets reached
+	FallbackOther    = "other"
+)
+
+var fallbackReasons = [...]string{FallbackBPF, FallbackNotIPv4, FallbackState, FallbackBusy, FallbackMapsFull, FallbackOther}
+
+var (
+	fallbacks [len(fallbackReasons)]atomic.Uint64
+	offloaded atomic.Uint64
+)
+
+// OffloadsStarted returns how many streams were offloaded. Safe from any
+// goroutine.
+func OffloadsStarted() uint64 { return offloaded.Load() }
+
+// OffloadError is why StartOffload declined a stream; it is spliced instead.
+type OffloadError struct {
+	Reason string // one of the Fallback constants
+	Err    error
+	// First: the first fallback of this reason in the process, worth a
+	// log line; later ones are only counted.
+	First bool
+	// Up was moved client → upstream before the offload was declined:
+	// the owner counts it, its Duplex will not.
+	Up uint64
+}
+
+func (e *OffloadError) Error() string { return "offload " + e.Reason + ": " + e.Err.Error() }
+func (e *OffloadError) Unwrap() error { return e.Err }
+
+func fallback(reason string, err error) *OffloadError {
+	for i, r := range fallbackReasons {
+		if r == reason {
+			return &OffloadError{Reason: reason, Err: err, First: fallbacks[i].Add(1) == 1}
+		}
+	}
+	return fallback(FallbackOther, err)
+}
+
+// OffloadFallbacks returns how many streams were spliced for want of an
+// offload, by reason. Safe from any goroutine.
+func OffloadFallbacks() map[string]uint64 {
+	m := make(map[string]uint64, len(fallbackReasons))
+	for i, r := range fallbackReasons {
+		m[r] = fallbacks[i].Load()
+	}
+	return m
+}
+
+// Offload is a stream whose bytes the kernel moves. Like Duplex it is owned
+// by one loop and never closes the sockets; its owner calls Stop before
+// closing them.
+//
+// Invariants: both sockets are in targets, verdict and counters from
+// StartOffload to Stop; shut[s] implies eof[s]; side s's FIN was passed on
+// (the other side shut for writing) exactly when shut[s] and not shut[1-s]
+// before it.
+type Offload struct {
+	o      *offloader
+	fd     [2]int
+	key    [2]sockKey
+	baseRx [2]uint64 // TCP bytes_received of side s when offloaded, less its unread bytes
+	baseW  [2]uint64 // bytes written into side s's send queue when offloaded
+	pre    [2]uint64 // bytes side s had queued, moved by StartOffload itself
+	eof    [2]bool   // side s sent its FIN
+	shut   [2]bool   // side s's FIN was dealt with
+	stats  [2]sockCount
+	err    error
+	failed Side
+	poll   int64 // the wait before the next drain check, doubled each time
+	done   bool  // Stop was called
+}
+
+// StartOffload puts a connected client and upstream socket in the kernel's
+// hands. Nothing may have been read from either that is not yet written to
+// the other; if something was read from the client (a PROXY header), say
+// so with partial, and what the client has queued is moved first through
+// pool's buffer. On error (an *OffloadError) the sockets are as they were,
+// but for the bytes the error counts as moved: splice them.
+func StartOffload(pool *Pool, client, upstream int, partial bool) (*Offload, error) {
+	o, err := loadOffloader()
+	if err != nil {
+		return nil, fallback(FallbackBPF, err)
+	}
+	f := &Offload{o: o, fd: [2]int{client, upstream}}
+	for s := range f.fd {
+		if f.key[s], err = keyOf(f.fd[s]); err != nil {
+			return nil, fallback(FallbackNotIPv4, err)
+		}
+		if !established(f.fd[s]) {
+			return nil, fallback(FallbackState, errors.New("socket not established"))
+		}
+	}
+	// The program takes whole skbs off a receive queue, even one whose
+	// head was read in part (a PROXY header consumed, and the bytes after
+	// it in the same segment): what such a queue holds is moved here. (The
+	// endpoint may answer, or close, before the offload is in place: then
+	// the stream is spliced.)
+	decline := func(reason string, err error) (*Offload, error) {
+		e := fallback(reason, err)
+		e.Up = f.pre[Client]
+		return nil, e
+	}
+	if partial {
+		if err := f.forward(pool.buf, Client); errors.Is(err, errQueueEOF) {
+			return decline(FallbackState, err)
+		} else if err != nil {
+			return decline(FallbackBusy, err)
+		}
+	}
+	for s := range f.fd {
+		if f.baseRx[s], err = unreadBase(f.fd[s]); err != nil {
+			return decline(FallbackOther, err)
+		}
+		if f.baseW[s], err = written(f.fd[s]); err != nil {
+			return decline(FallbackOther, err)
+		}
+	}
+	if err := f.insert(); err != nil {
+		f.remove()
+		switch {
+		case errors.Is(err, unix.EOPNOTSUPP):
+			return decline(FallbackState, err)
+		case errors.Is(err, unix.E2BIG), errors.Is(err, unix.ENOMEM), errors.Is(err, unix.ENOSPC):
+			return decline(FallbackMapsFull, err)
+		}
+		return decline(FallbackOther, err)
+	}
+	for _, fd := range f.fd {
+		if netpoll.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, offloadSndBuf) != 0 {
+			_ = netpoll.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, offloadSndBuf) // capped by net.core.wmem_max
+		}
+	}
+	// Bytes that arrived before the verdict was in place wait in the
+	// receive queues for the next batch to run it; setting SO_RCVLOWAT
+	// runs it now (tcp_set_rcvlowat calls sk_data_ready).
+	for _, fd := range f.fd {
+		_ = netpoll.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVLOWAT, 1)
+	}
+	offloaded.Add(1)
+	return f, nil
+}
+
+var errQueueEOF = errors.New("EOF while moving the queued bytes")
+
+// forward moves what side s's receive queue holds to the other side:
+// peeked, written, and exactly what was written taken off the queue, so
+// the queue holds whole skbs again when it returns nil.
+func (f *Offload) forward(buf []byte, s Side) error {
+	src, dst := f.fd[s], f.fd[1-s]
+	for {
+		n, err := recv(src, buf, unix.MSG_PEEK)
+		switch {
+		case err == unix.EAGAIN:
+			return nil
+		case err != nil:
+			return os.NewSyscallError("recvfrom", err)
+		case n == 0:
+			return errQueueEOF
+		}
+		m, err := write(dst, buf[:n])
+		if err != nil && err != unix.EAGAIN {
+			return os.NewSyscallError("write", err)
+		}
+		if m > 0 {
+			if _, err := recv(src, buf[:m], unix.MSG_TRUNC); err != nil {
+				return os.NewSyscallError("recvfrom", err)
+			}
+			f.pre[s] += uint64(m)
+		}
+		if m < n {
+			return errors.New("the peer's send queue is full")
+		}
+	}
+}
+
+// established reports whether fd's TCP state is ESTABLISHED, the only
+// one (besides LISTEN) a sockmap takes.
+func established(fd int) bool {
+	ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	const tcpEstablished = 1 // include/net/tcp_states.h
+	return err == nil && ti.State == tcpEstablished
+}
+
+func (f *Offload) insert() error {
+	var zero sockCount
+	for s := range f.fd {
+		if err := f.o.counters.Update(&f.key[s], &zero, ebpf.UpdateAny); err != nil {
+			return err
+		}
+	}
+	for s := range f.fd {
+		if err := f.o.targets.Update(&f.key[1-s], uint32(f.fd[s]), ebpf.UpdateAny); err != nil {
+			return err
+		}
+	}
+	for s := range f.fd {
+		if err := f.o.verdict.Update(&f.key[s], uint32(f.fd[s]), ebpf.UpdateAny); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// remove takes both sockets out of the maps, the verdict first so that
+// nothing is forwarded to a socket leaving targets. Entries the kernel
+// already dropped (a socket that closed or reset) are no error.
+func (f *Offload) remove() {
+	for s := range f.key {
+		_ = f.o.verdict.Delete(&f.key[s])
+	}
+	for s := range f.key {
+		_ = f.o.targets.Delete(&f.key[s])
+	}
+	for s := range f.key {
+		_ = f.o.counters.Delete(&f.key[s])
+	}
+}
+
+// Renumber tells f the sockets' new descriptors (dup'ed by the owner to
+// register them anew).
+func (f *Offload) Renumber(client, upstream int) { f.fd = [2]int{client, upstream} }
+
+// Ready records epoll events for side s. Call Pump after.
+func (f *Offload) Ready(s Side, events uint32) {
+	if events&unix.EPOLLERR != 0 && f.err == nil {
+		f.err = sockError(f.fd[s])
+		if f.err == nil {
+			f.err = os.NewSyscallError("read", unix.ECONNRESET)
+		}
+		f.failed = s
+	}
+	if events&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+		f.eof[s] = true
+	}
+}
+
+// Pump passes on each FIN whose bytes the kernel has delivered.
+func (f *Offload) Pump() Status {
+	if f.err != nil {
+		return Failed
+	}
+	for s := range f.eof {
+		if !f.eof[s] || f.shut[s] {
+			continue
+		}
+		ok, err := f.drained(Side(s))
+		if err != nil {
+			f.err, f.failed = err, Side(s)
+			return Failed
+		}
+		if !ok {
+			continue
+		}
+		f.shut[s] = true
+		if !f.shut[1-s] {
+			_ = netpoll.Shutdown(f.fd[1-s], unix.SHUT_WR)
+		}
+	}
+	if f.shut[0] && f.shut[1] {
+		return Finished
+	}
+	return Running
+}
+
+// Draining reports whether a FIN waits for its bytes to be delivered: the
+// owner calls Pump again after PollDelay.
+func (f *Offload) Draining() bool {
+	return f.err == nil && (f.eof[0] && !f.shut[0] || f.eof[1] && !f.shut[1])
+}
+
+// PollDelay is how long to wait before the next Pump while Draining:
+// 1 ms, doubling to 64 ms.
+func (f *Offload) PollDelay() int64 {
+	const first, most = 1e6, 64e6
+	switch {
+	case f.poll == 0:
+		f.poll = first
+	case f.poll < most:
+		f.poll *= 2
+	}
+	return f.poll
+}
+
+// drained reports whether every byte side s sent before its FIN went
+// through the program and into the other side's send queue.
+func (f *Offload) drained(s Side) (bool, error) {
+	var ti *unix.TCPInfo
+	ti, err := unix.GetsockoptTCPInfo(f.fd[s], unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return false, os.NewSyscallError("getsockopt", err)
+	}
+	if err := f.read(s); err != nil {
+		return false, err
+	}
+	// bytes_received counts the FIN too.
+	if f.stats[s].Bytes+1 < ti.Bytes_received-f.baseRx[s] {
+		return false, nil
+	}
+	w, err := written(f.fd[1-s])
+	if err != nil {
+		return false, err
+	}
+	return w-f.baseW[1-s] >= f.stats[s].Bytes, nil
+}
+
+// Holding reports whether bytes forwarded by the program may still wait
+// for a send queue: cutting the stream now would lose them.
+func (f *Offload) Holding() bool {
+	for s := range f.fd {
+		if f.read(Side(s)) != nil {
+			return true
+		}
+		w, err := written(f.fd[1-s])
+		if err != nil || w-f.baseW[1-s] < f.stats[s].Bytes {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *Offload) read(s Side) error {
+	if f.done {
+		return nil
+	}
+	var c sockCount
+	if err := f.o.counters.Lookup(&f.key[s], &c); err != nil {
+		return fmt.Errorf("offload counters: %w", err)
+	}
+	f.stats[s] = c
+	return nil
+}
+
+// LastActive reads the counters and returns when the program last moved a
+// batch either way, on the loop's clock; 0: never.
+func (f *Offload) LastActive() int64 {
+	var last uint64
+	for s := range f.fd {
+		if f.read(Side(s)) == nil {
+			last = max(last, f.stats[s].Last)
+		}
+	}
+	if last == 0 {
+		return 0
+	}
+	return int64(last) - f.o.clockBase
+}
+
+// Err is the error that made Pump return Failed.
+func (f *Offload) Err() error { return f.err }
+
+// FailedSide is the socket whose error made Pump return Failed.
+func (f *Offload) FailedSide() Side { return f.failed }
+
+// Stop takes the sockets out of the kernel's hands, which the owner must do
+// before closing them, and returns the bytes forwarded client → upstream
+// and upstream → client. Idempotent.
+func (f *Offload) Stop() (up, down uint64) {
+	if !f.done {
+		_ = f.read(Client)
+		_ = f.read(Upstream)
+		f.remove()
+		f.done = true
+	}
+	return f.Bytes()
+}
+
+// Bytes returns the bytes forwarded as last read (final after Stop).
+func (f *Offload) Bytes() (up, down uint64) {
+	return f.pre[0] + f.stats[0].Bytes, f.pre[1] + f.stats[1].Bytes
+}
+
+// keyOf is fd's 4-tuple as the sk_skb program of fd reads it.
+func keyOf(fd int) (sockKey, error) {
+	var k sockKey
+	la, err := unix.Getsockname(fd)
+	if err != nil {
+		return k, os.NewSyscallError("getsockname", err)
+	}
+	ra, err := unix.Getpeername(fd)
+	if err != nil {
+		return k, os.NewSyscallError("getpeername", err)
+	}
+	l4, ok1 := la.(*unix.SockaddrInet4)
+	r4, ok2 := ra.(*unix.SockaddrInet4)
+	if !ok1 || !ok2 {
+		return k, errors.New("not an IPv4 socket")
+	}
+	copy(k[0:4], l4.Addr[:])
+	copy(k[4:8], r4.Addr[:])
+	binary.NativeEndian.PutUint32(k[8:12], uint32(l4.Port))
+	// remote_port: the port in network order in the upper half of a u32,
+	// as the kernel fills in __sk_buff (on little-endian machines).
+	k[14], k[15] = byte(r4.Port>>8), byte(r4.Port)
+	return k, nil
+}
+
+// unreadBase is fd's TCP bytes_received less the bytes waiting in its
+// receive queue: what a reader had taken. Read twice around SIOCINQ until
+// no byte arrived in between.
+func unreadBase(fd int) (uint64, error) {
+	for range 8 {
+		a, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			return 0, os.NewSyscallError("getsockopt", err)
+		}
+		inq, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
+		if err != nil {
+			return 0, os.NewSyscallError("ioctl", err)
+		}
+		b, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			return 0, os.NewSyscallError("getsockopt", err)
+		}
+		if a.Bytes_received == b.Bytes_received {
+			return a.Bytes_received - uint64(inq), nil
+		}
+	}
+	return 0, errors.New("receive counters would not settle")
+}
+
+// written is how many bytes fd's send queue has taken: acked plus queued
+// (SIOCOUTQ), read twice around the ioctl until no ACK came in between.
+func written(fd int) (uint64, error) {
+	for range 8 {
+		a, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			return 0, os.NewSyscallError("getsockopt", err)
+		}
+		outq, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
+		if err != nil {
+			return 0, os.NewSyscallError("ioctl", err)
+		}
+		b, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			return 0, os.NewSyscallError("getsockopt", err)
+		}
+		if a.Bytes_acked == b.Bytes_acked {
+			return a.Bytes_acked + uint64(outq), nil
+		}
+	}
+	return 0, errors.New("send counters would not settle")
+}

@@ -1,0 +1,381 @@
+package duplex
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/switchyard-proxy/switchyard/netpoll"
+)
+
+// offRig is an offloaded stream between two loopback connections, owned on
+// a loop of its own as a router stream owns it:
+//
+//	client ⇄ [cfd | sockmap | ufd] ⇄ server
+type offRig struct {
+	client, server *net.TCPConn
+	loop           *netpoll.Loop
+	off            *Offload
+	cfd, ufd       int
+	sides          [2]offSide
+	timer          netpoll.Timer
+	wakeups        int // events delivered to the owner
+	closed         bool
+
+	// Set on the loop before done is closed.
+	status   Status
+	err      error
+	failed   Side
+	up, down uint64
+	done     chan struct{}
+}
+
+type offSide struct {
+	r *offRig
+	s Side
+}
+
+func (os *offSide) OnEvent(ev uint32) {
+	os.r.wakeups++
+	os.r.off.Ready(os.s, ev)
+	os.r.pump()
+}
+
+func (os *offSide) OnShutdown() { os.r.finish(Running) }
+
+func (r *offRig) OnTimer(int64) { r.pump() }
+
+func (r *offRig) pump() {
+	if st := r.off.Pump(); st != Running {
+		r.finish(st)
+		return
+	}
+	if r.off.Draining() {
+		r.loop.Schedule(&r.timer, r.loop.Now()+r.off.PollDelay(), r)
+	}
+}
+
+func (r *offRig) finish(st Status) {
+	if r.closed {
+		return
+	}
+	r.closed = true
+	r.loop.Cancel(&r.timer)
+	r.status, r.err, r.failed = st, r.off.Err(), r.off.FailedSide()
+	if st == Failed {
+		peer := r.cfd
+		if r.failed == Client {
+			peer = r.ufd
+		}
+		_ = unix.SetsockoptLinger(peer, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
+	}
+	r.up, r.down = r.off.Stop()
+	_ = r.loop.Close(r.cfd)
+	_ = r.loop.Close(r.ufd)
+	close(r.done)
+}
+
+// needOffload fails the test where root cannot load the offload's maps and
+// program; it skips only without root, where the router splices instead.
+func needOffload(t *testing.T) {
+	t.Helper()
+	if _, err := loadOffloader(); err != nil {
+		if os.Geteuid() != 0 {
+			t.Skipf("no sockmap offload without root: %v", err)
+		}
+		t.Fatalf("root cannot load the sockmap offload: %v", err)
+	}
+}
+
+// newOffRig offloads a fresh pair of connections; before, if not nil, runs
+// on the outer ends first (to leave bytes in the receive queues).
+func newOffRig(t *testing.T, before func(client, server *net.TCPConn)) *offRig {
+	t.Helper()
+	needOffload(t)
+	l, err := netpoll.NewLoop(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- l.Run() }()
+	r := &offRig{loop: l, done: make(chan struct{})}
+	r.client, r.cfd = loopbackPair(t)
+	r.server, r.ufd = loopbackPair(t)
+	t.Cleanup(func() {
+		l.Stop()
+		if err := <-errc; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		l.Free()
+	})
+	if before != nil {
+		before(r.client, r.server)
+	}
+	r.sides = [2]offSide{{r, Client}, {r, Upstream}}
+	started := make(chan error, 1)
+	post(t, l, func() {
+		r.off, err = StartOffload(NewPool(defaultPipeSize, defaultMaxPipes, defaultBufSize), r.cfd, r.ufd, false)
+		if err != nil {
+			started <- err
+			return
+		}
+		if err := l.Add(r.cfd, OffloadEvents, &r.sides[Client]); err != nil {
+			started <- err
+			return
+		}
+		if err := l.Add(r.ufd, OffloadEvents, &r.sides[Upstream]); err != nil {
+			started <- err
+			return
+		}
+		r.pump()
+		started <- nil
+	})
+	if err := <-started; err != nil {
+		t.Fatalf("StartOffload: %v", err)
+	}
+	return r
+}
+
+func post(t *testing.T, l *netpoll.Loop, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	if err := l.Post(func() { f(); close(done) }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(ioTimeout):
+		t.Fatal("task did not run on the loop")
+	}
+}
+
+func (r *offRig) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case <-r.done:
+	case <-time.After(ioTimeout):
+		t.Fatal("the offloaded stream did not finish")
+	}
+}
+
+func (r *offRig) running() bool {
+	select {
+	case <-r.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func TestOffloadBothWays(t *testing.T) {
+	const size = 8 << 20
+	for _, chunk := range []int{100, 64 << 10, size} {
+		t.Run(fmt.Sprintf("writes of %d bytes", chunk), func(t *testing.T) {
+			r := newOffRig(t, nil)
+			up, down := randomBytes(t, size), randomBytes(t, size)
+			type result struct {
+				what string
+				got  []byte
+				err  error
+			}
+			results := make(chan result, 4)
+			go func() { results <- result{what: "client write", err: send(r.client, up, chunk)} }()
+			go func() { results <- result{what: "server write", err: send(r.server, down, chunk)} }()
+			go func() { got, err := readAll(r.server); results <- result{"server read", got, err} }()
+			go func() { got, err := readAll(r.client); results <- result{"client read", got, err} }()
+			for range 4 {
+				res := <-results
+				if res.err != nil {
+					t.Errorf("%s: %v", res.what, res.err)
+				}
+				want := map[string][]byte{"server read": up, "client read": down}[res.what]
+				if want != nil && sha256.Sum256(res.got) != sha256.Sum256(want) {
+					t.Errorf("%s: got %d bytes, want %d, hashes differ", res.what, len(res.got), len(want))
+				}
+			}
+			r.wait(t)
+			if r.status != Finished {
+				t.Fatalf("status %s (%v), want Finished", statusName(r.status), r.err)
+			}
+			if r.up != size || r.down != size {
+				t.Errorf("Stop() = %d up, %d down; want %d each", r.up, r.down, size)
+			}
+			// 16 MiB moved: the owner heard of the two FINs and
+			// little else.
+			if r.wakeups > 8 {
+				t.Errorf("the owner was woken %d times, want a few (FINs only)", r.wakeups)
+			}
+		})
+	}
+}
+
+// Bytes sent before the offload, waiting in the receive queue, are not
+// stranded there.
+func TestOffloadQueuedBeforeStart(t *testing.T) {
+	r := newOffRig(t, func(client, server *net.TCPConn) {
+		if _, err := client.Write([]byte("early")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	})
+	buf := make([]byte, 5)
+	_ = r.server.SetReadDeadline(time.Now().Add(ioTimeout))
+	if _, err := io.ReadFull(r.server, buf); err != nil || string(buf) != "early" {
+		t.Fatalf("server read %q, %v; want \"early\"", buf, err)
+	}
+}
+
+func TestOffloadHalfClose(t *testing.T) {
+	for _, first := range []Side{Client, Upstream} {
+		t.Run(first.String()+" closes first", func(t *testing.T) {
+			r := newOffRig(t, nil)
+			closer, peer := r.client, r.server
+			if first == Upstream {
+				closer, peer = r.server, r.client
+			}
+			request := randomBytes(t, 1<<20)
+			go func() { _ = send(closer, request, 64<<10) }()
+			if got, err := readAll(peer); err != nil || !bytes.Equal(got, request) {
+				t.Fatalf("peer read %d bytes, %v; want %d then EOF", len(got), err, len(request))
+			}
+			if !r.running() {
+				t.Fatalf("the stream ended after one direction's EOF: %s (%v)", statusName(r.status), r.err)
+			}
+			reply := randomBytes(t, 3<<20)
+			go func() { _ = send(peer, reply, 64<<10) }()
+			got, err := readAll(closer)
+			if err != nil || !bytes.Equal(got, reply) {
+				t.Fatalf("reply after the half-close: got %d bytes (%v), want %d", len(got), err, len(reply))
+			}
+			r.wait(t)
+			if r.status != Finished {
+				t.Fatalf("status %s (%v), want Finished", statusName(r.status), r.err)
+			}
+			wantUp, wantDown := uint64(len(request)), uint64(len(reply))
+			if first == Upstream {
+				wantUp, wantDown = wantDown, wantUp
+			}
+			if r.up != wantUp || r.down != wantDown {
+				t.Errorf("Stop() = %d up, %d down; want %d, %d", r.up, r.down, wantUp, wantDown)
+			}
+		})
+	}
+}
+
+func TestOffloadReset(t *testing.T) {
+	for _, reset := range []Side{Client, Upstream} {
+		t.Run(reset.String()+" resets", func(t *testing.T) {
+			r := newOffRig(t, nil)
+			resetter, other := r.client, r.server
+			if reset == Upstream {
+				resetter, other = r.server, r.client
+			}
+			if err := exchangeOne(resetter, other); err != nil {
+				t.Fatal(err)
+			}
+			if err := resetter.SetLinger(0); err != nil {
+				t.Fatal(err)
+			}
+			resetter.Close()
+			r.wait(t)
+			if r.status != Failed || r.failed != reset {
+				t.Fatalf("status %s, failed %v (%v); want Failed, %v", statusName(r.status), r.failed, r.err, reset)
+			}
+			if !errors.Is(r.err, unix.ECONNRESET) && !errors.Is(r.err, unix.EPIPE) {
+				t.Errorf("Err() = %v, want ECONNRESET or EPIPE", r.err)
+			}
+			_ = other.SetReadDeadline(time.Now().Add(ioTimeout))
+			if _, err := io.Copy(io.Discard, other); !errors.Is(err, unix.ECONNRESET) {
+				t.Errorf("the other side read %v, want a reset", err)
+			}
+			if r.up != 1 || r.down != 1 {
+				t.Errorf("Stop() = %d up, %d down; want 1 each", r.up, r.down)
+			}
+		})
+	}
+}
+
+// LastActive follows the program's batches, on the loop's clock.
+func TestOffloadLastActive(t *testing.T) {
+	r := newOffRig(t, nil)
+	var idle int64
+	post(t, r.loop, func() { idle = r.off.LastActive() })
+	if idle != 0 {
+		t.Errorf("LastActive before any byte = %d, want 0", idle)
+	}
+	before := netpoll.Monotonic()
+	if err := exchangeOne(r.client, r.server); err != nil {
+		t.Fatal(err)
+	}
+	after := netpoll.Monotonic()
+	var last int64
+	post(t, r.loop, func() { last = r.off.LastActive() })
+	// The clocks are matched once, to within a few µs.
+	if slack := int64(time.Millisecond); last < before-slack || last > after+slack {
+		t.Errorf("LastActive = %d, want within [%d, %d]", last, before, after)
+	}
+}
+
+// Stop takes both sockets out of every map.
+func TestOffloadStopEmptiesMaps(t *testing.T) {
+	r := newOffRig(t, nil)
+	if err := exchangeOne(r.client, r.server); err != nil {
+		t.Fatal(err)
+	}
+	var keys [2]sockKey
+	post(t, r.loop, func() { keys = r.off.key; r.finish(Running) })
+	o, _ := loadOffloader()
+	var c sockCount
+	var fd uint32
+	for _, k := range keys {
+		if err := o.counters.Lookup(&k, &c); err == nil {
+			t.Errorf("counters still hold %x", k)
+		}
+		for _, m := range []*ebpf.Map{o.targets, o.verdict} {
+			if err := m.Lookup(&k, &fd); err == nil {
+				t.Errorf("a sockhash still holds %x", k)
+			}
+		}
+	}
+}
+
+func TestOffloadFallsBackForIPv6(t *testing.T) {
+	needOffload(t)
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp6", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cf, _ := c.(*net.TCPConn).File()
+	sf, _ := s.(*net.TCPConn).File()
+	defer cf.Close()
+	defer sf.Close()
+	before := OffloadFallbacks()[FallbackNotIPv4]
+	_, err = StartOffload(NewPool(defaultPipeSize, defaultMaxPipes, defaultBufSize), int(cf.Fd()), int(sf.Fd()), false)
+	var oe *OffloadError
+	if !errors.As(err, &oe) || oe.Reason != FallbackNotIPv4 {
+		t.Fatalf("StartOffload on IPv6 = %v, want an OffloadError %q", err, FallbackNotIPv4)
+	}
+	if got := OffloadFallbacks()[FallbackNotIPv4]; got != before+1 {
+		t.Errorf("fallbacks counted %d, want %d", got, before+1)
+	}
+}

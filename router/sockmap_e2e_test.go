@@ -1,0 +1,279 @@
+package router
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-proxy/switchyard/duplex"
+	"github.com/switchyard-proxy/switchyard/server"
+)
+
+// offloaded has the test's server hand its streams to the kernel; the test
+// is skipped where that cannot be done (no root, no sockmap), and fails if
+// a stream falls back to splice for a reason other than those allowed,
+// or if none was offloaded.
+func offloaded(t *testing.T, cfg *Config, allowed ...string) *Config {
+	t.Helper()
+	if err := duplex.OffloadSupported(); err != nil {
+		if os.Geteuid() != 0 {
+			t.Skipf("no sockmap offload without root: %v", err)
+		}
+		t.Fatalf("root cannot load the sockmap offload: %v", err)
+	}
+	cfg.Routers[0].Servers[0].Offload = OffloadSockmap
+	before, started := duplex.OffloadFallbacks(), duplex.OffloadsStarted()
+	t.Cleanup(func() {
+		for reason, n := range duplex.OffloadFallbacks() {
+			if n != before[reason] && !slices.Contains(allowed, reason) {
+				t.Errorf("%d streams were spliced instead (%s)", n-before[reason], reason)
+			}
+		}
+		if duplex.OffloadsStarted() == started {
+			t.Errorf("no stream was offloaded")
+		}
+	})
+	return cfg
+}
+
+func TestOffloadConfig(t *testing.T) {
+	cfg, err := Parse([]byte(configEdit(t, `idle_timeout = "1m"`, `idle_timeout = "1m"`+"\n  offload = \"sockmap\"")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Routers[0].Servers[1].Offload; got != OffloadSockmap {
+		t.Errorf("offload = %q, want sockmap", got)
+	}
+	if got := cfg.Routers[0].Servers[0].Offload; got != "" {
+		t.Errorf("offload left out = %q, want \"\" (splice)", got)
+	}
+	_, err = Parse([]byte(configEdit(t, `idle_timeout = "1m"`, `idle_timeout = "1m"`+"\n  offload = \"ebpf\"")))
+	want := `routers[0].servers[1].offload: "ebpf" is not one of "", "sockmap"`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Parse: %v, want %s", err, want)
+	}
+}
+
+// Bytes both ways, each stream half-closed by both ends, counted into the
+// server's bytes. Both ends send at once, all they have: a stream whose
+// client's FIN came before the upstream connected is spliced.
+func TestOffloadExchange(t *testing.T) {
+	exchange(t, func(c *Config) { offloaded(t, c, duplex.FallbackState, duplex.FallbackBusy) }, 4<<20, 8)
+}
+
+func TestOffloadHalfClose(t *testing.T) {
+	b := startBackend(t, func(c *net.TCPConn) {
+		req, err := io.ReadAll(c)
+		if err != nil {
+			return
+		}
+		_, _ = c.Write(bytes.ToUpper(req))
+		_, _ = c.Write([]byte(" done"))
+	})
+	p := startProxy(t, offloaded(t, testConfig(b.addr)))
+	c := dial(t, p.addr)
+	req := bytes.Repeat([]byte("hello switchyard "), 10000)
+	if _, err := c.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read after half-close: %v", err)
+	}
+	want := append(bytes.ToUpper(req), " done"...)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("got %d bytes, want %d", len(got), len(want))
+	}
+	st := waitEnded(t, p.srv, server.ReasonEOF, 1)
+	if st.BytesUp != uint64(len(req)) || st.BytesDown != uint64(len(want)) {
+		t.Errorf("bytes up/down = %d/%d, want %d/%d", st.BytesUp, st.BytesDown, len(req), len(want))
+	}
+}
+
+func TestOffloadResetPropagates(t *testing.T) {
+	t.Run("upstream resets", func(t *testing.T) {
+		b := startBackend(t, func(c *net.TCPConn) {
+			var one [1]byte
+			if _, err := io.ReadFull(c, one[:]); err != nil {
+				return
+			}
+			_ = c.SetLinger(0)
+		})
+		p := startProxy(t, offloaded(t, testConfig(b.addr)))
+		c := dial(t, p.addr)
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if err := expectClosed(t, c, 10*time.Second); !isReset(err) {
+			t.Fatalf("client read: %v, want connection reset", err)
+		}
+		waitEnded(t, p.srv, server.ReasonReset, 1)
+	})
+	t.Run("client resets", func(t *testing.T) {
+		gotByte := make(chan struct{})
+		gotErr := make(chan error, 1)
+		b := startBackend(t, func(c *net.TCPConn) {
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			var one [1]byte
+			if _, err := io.ReadFull(c, one[:]); err != nil {
+				gotErr <- err
+				return
+			}
+			close(gotByte)
+			_, err := io.Copy(io.Discard, c)
+			gotErr <- err
+		})
+		p := startProxy(t, offloaded(t, testConfig(b.addr)))
+		c := dial(t, p.addr)
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		<-gotByte
+		_ = c.SetLinger(0)
+		c.Close()
+		if err := <-gotErr; !isReset(err) {
+			t.Fatalf("backend read: %v, want connection reset", err)
+		}
+		waitEnded(t, p.srv, server.ReasonReset, 1)
+	})
+}
+
+// A stream busier than its idle timeout stays open, with no byte batch
+// waking the loop; a silent one is closed once the timeout has passed.
+func TestOffloadIdleTimeout(t *testing.T) {
+	b := startBackend(t, echo)
+	cfg := offloaded(t, testConfig(b.addr))
+	cfg.Routers[0].Servers[0].IdleTimeout = 300 * time.Millisecond
+	p := startProxy(t, cfg)
+	busy := dial(t, p.addr)
+	var buf [4]byte
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond) // the traffic pattern under test
+		if _, err := busy.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		_ = busy.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(busy, buf[:]); err != nil {
+			t.Fatalf("busy stream closed: %v", err)
+		}
+	}
+	start := time.Now()
+	if got := p.srv.Stats().Ended[server.ReasonIdleTimeout]; got != 0 {
+		t.Fatalf("busy stream idled out")
+	}
+	_ = expectClosed(t, busy, 5*time.Second)
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Errorf("idle stream closed after %v, before its 300ms timeout", d)
+	}
+	st := waitEnded(t, p.srv, server.ReasonIdleTimeout, 1)
+	if st.BytesUp != 40 || st.BytesDown != 40 {
+		t.Errorf("bytes up/down = %d/%d, want 40/40", st.BytesUp, st.BytesDown)
+	}
+}
+
+func TestOffloadLifetime(t *testing.T) {
+	b := startBackend(t, echo)
+	cfg := offloaded(t, testConfig(b.addr))
+	cfg.Routers[0].Servers[0].Lifetime = 300 * time.Millisecond
+	p := startProxy(t, cfg)
+	c := dial(t, p.addr)
+	start := time.Now()
+	if err := expectClosed(t, c, 5*time.Second); err != nil && !errors.Is(err, io.EOF) && !isReset(err) {
+		t.Fatalf("read: %v", err)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Errorf("closed after %v, before its 300ms lifetime", d)
+	}
+	waitEnded(t, p.srv, server.ReasonLifetime, 1)
+}
+
+// Every descriptor an offloaded stream opened (its sockets and their
+// duplicates) is closed once the stream ends. Sockets are counted: Go's
+// splice pipes (the echo backend's) come and go on their own.
+func TestOffloadClosesDescriptors(t *testing.T) {
+	b := startBackend(t, echo)
+	p := startProxy(t, offloaded(t, testConfig(b.addr)))
+	before := openSockets(t)
+	const n = 50
+	for i := range n {
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A reply before the half-close: a client that sends its FIN
+		// before the upstream is connected is spliced.
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		var buf [4]byte
+		if _, err := c.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf[:]); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.(*net.TCPConn).CloseWrite()
+		got, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || len(got) != 0 {
+			t.Fatalf("connection %d: got %q after the echo, %v", i, got, err)
+		}
+	}
+	st := waitEnded(t, p.srv, server.ReasonEOF, n)
+	if st.BytesUp != 4*n || st.BytesDown != 4*n {
+		t.Errorf("bytes up/down = %d/%d, want %d each", st.BytesUp, st.BytesDown, 4*n)
+	}
+	waitFor(t, "sockets back to where they were", 5*time.Second, func() bool { return openSockets(t) <= before })
+}
+
+// openSockets counts this process's open socket descriptors.
+func openSockets(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, "socket:") {
+			n++
+		}
+	}
+	return n
+}
+
+// A PROXY header read off the client's first segment does not reach the
+// endpoint: the kernel forwards whole segments, so what follows the header
+// in that segment is moved before the offload.
+func TestOffloadAfterProxyHeader(t *testing.T) {
+	b := startBackend(t, echo)
+	p := startProxy(t, offloaded(t, proxyConfig(b.addr, "127.0.0.1:0", "v2", "", "127.0.0.0/8")))
+	c := dial(t, p.addr)
+	_ = c.SetDeadline(time.Now().Add(e2eWait))
+	payload := []byte("after the header, in the same segment")
+	if _, err := c.Write(append(server.AppendProxy(nil, server.ProxyV2, hdrSrc4, hdrDst4), payload...)); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(payload))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("echo: %q, %v; want %q", got, err, payload)
+	}
+	more := randomBytes(t, 1<<20)
+	go func() { _, _ = c.Write(more); _ = c.CloseWrite() }()
+	back, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(back, more) {
+		t.Fatalf("echo after the offload: %d bytes, %v; want %d", len(back), err, len(more))
+	}
+	st := waitEnded(t, p.srv, server.ReasonEOF, 1)
+	if want := uint64(len(payload) + len(more)); st.BytesUp != want || st.BytesDown != want {
+		t.Errorf("bytes up/down = %d/%d, want %d each", st.BytesUp, st.BytesDown, want)
+	}
+}
