@@ -154,6 +154,7 @@ func (p *Proxy) build(cfg *Config) (*plan, error) {
 				MaxConnections: sc.MaxConnections,
 				Dispatcher:     r,
 				Handshake:      handshakeOf(&sc),
+				Offload:        sc.Offload == OffloadSockmap,
 			}
 			s := p.servers[key]
 			if s == nil {

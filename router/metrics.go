@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchyard-proxy/switchyard/duplex"
 	"github.com/switchyard-proxy/switchyard/server"
 )
 
@@ -58,6 +59,10 @@ var (
 		"The configuration running: 1 at start, one more for each reload taken.", nil, nil)
 	generationsLiveDesc = prometheus.NewDesc(namespace+"_config_generations_live",
 		"Configurations live: the running one, and those before it with connections still open.", nil, nil)
+	offloadedDesc = prometheus.NewDesc(namespace+"_offloaded_streams_total",
+		"Streams whose bytes the kernel moved (offload = \"sockmap\"), in this process.", nil, nil)
+	offloadFallbacksDesc = prometheus.NewDesc(namespace+"_offload_fallbacks_total",
+		"Streams of offload = \"sockmap\" servers spliced instead, by reason, in this process.", []string{"reason"}, nil)
 	buildDesc = prometheus.NewDesc(namespace+"_build_info",
 		"Always 1: the version of Switchyard and of Go it was built with.", []string{"version", "goversion"}, nil)
 )
@@ -81,7 +86,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{acceptedDesc, openDesc, closedDesc, bytesDesc, connectAttemptsDesc, connectFailuresDesc,
 		acceptPausesDesc, connectLatencyDesc, durationDesc, namesDesc, endpointsDesc, waitersDesc,
 		interpUpdatesDesc, interpErrorsDesc, interpReconnectsDesc, interpAgeDesc, pipesDesc, buildDesc,
-		reloadsDesc, generationDesc, generationsLiveDesc} {
+		reloadsDesc, generationDesc, generationsLiveDesc, offloadedDesc, offloadFallbacksDesc} {
 		ch <- d
 	}
 }
@@ -93,6 +98,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(reloadsDesc, prometheus.CounterValue, float64(c.p.reloads[reloadFailed].Load()), "failed")
 	ch <- prometheus.MustNewConstMetric(generationDesc, prometheus.GaugeValue, float64(c.p.Generation()))
 	ch <- prometheus.MustNewConstMetric(generationsLiveDesc, prometheus.GaugeValue, float64(c.p.liveGenerations()))
+	ch <- prometheus.MustNewConstMetric(offloadedDesc, prometheus.CounterValue, float64(duplex.OffloadsStarted()))
+	for reason, n := range duplex.OffloadFallbacks() {
+		ch <- prometheus.MustNewConstMetric(offloadFallbacksDesc, prometheus.CounterValue, float64(n), reason)
+	}
 	for _, tl := range c.p.watched() {
 		collectTally(ch, tl)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/switchyard-proxy/switchyard/duplex"
 	"github.com/switchyard-proxy/switchyard/server"
 )
@@ -77,6 +78,9 @@ func TestOffloadHalfClose(t *testing.T) {
 		_, _ = c.Write([]byte(" done"))
 	})
 	p := startProxy(t, offloaded(t, testConfig(b.addr)))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(p.Collector("test"))
+	offloadedBefore := sample(t, reg, "switchyard_offloaded_streams_total")
 	c := dial(t, p.addr)
 	req := bytes.Repeat([]byte("hello switchyard "), 10000)
 	if _, err := c.Write(req); err != nil {
@@ -97,6 +101,13 @@ func TestOffloadHalfClose(t *testing.T) {
 	st := waitEnded(t, p.srv, server.ReasonEOF, 1)
 	if st.BytesUp != uint64(len(req)) || st.BytesDown != uint64(len(want)) {
 		t.Errorf("bytes up/down = %d/%d, want %d/%d", st.BytesUp, st.BytesDown, len(req), len(want))
+	}
+	// The metrics count it, and have every fallback reason.
+	if got := sample(t, reg, "switchyard_offloaded_streams_total"); got != offloadedBefore+1 {
+		t.Errorf("offloaded streams %v, want %v", got, offloadedBefore+1)
+	}
+	for reason := range duplex.OffloadFallbacks() {
+		_ = sample(t, reg, `switchyard_offload_fallbacks_total{reason="`+reason+`"}`)
 	}
 }
 

@@ -311,7 +311,7 @@ func (s *stream) established(ev uint32) {
 	s.ep.Succeeded()
 	s.env.Counters.ObserveConnect(time.Duration(l.Now() - s.env.Accepted))
 	s.phase = phaseEstablished
-	if s.offloadWanted() && s.offload(ev) {
+	if s.env.Offload && s.offload(ev) {
 		return
 	}
 	s.dup.Init(s.w.pool, s.cfd, s.ufd)
@@ -494,23 +494,6 @@ func (s *stream) recordAccess(a *accessLog, reason server.Reason, now int64, up,
 // resetOnClose makes the coming close of fd send a reset (SO_LINGER 0).
 func resetOnClose(fd int) {
 	_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
-}
-
-// offloadWanted reports whether the stream's server has offload =
-// "sockmap". The router's servers are in the order of its configuration's.
-func (s *stream) offloadWanted() bool {
-	for i := range s.r.gen.cfg.Routers {
-		rc := &s.r.gen.cfg.Routers[i]
-		if rc.Label != s.r.label {
-			continue
-		}
-		for j, srv := range s.r.servers {
-			if srv == s.env.Server && j < len(rc.Servers) {
-				return rc.Servers[j].Offload == OffloadSockmap
-			}
-		}
-	}
-	return false
 }
 
 // offload hands the established stream's bytes to the kernel, and

@@ -21,4 +21,5 @@ type Envelope struct {
 	ConnectDeadline  int64         // upstream must be established by then
 	LifetimeDeadline int64         // the stream ends then; 0: no limit
 	IdleTimeout      time.Duration // ends after no bytes for this long; 0: no limit
+	Offload          bool          // the kernel moves the bytes once established (Route.Offload)
 }

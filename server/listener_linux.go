@@ -271,6 +271,7 @@ func (ln *listener) fill(rt *Route, c *Counters) {
 		ConnectDeadline: now + int64(rt.ConnectTimeout),
 		IdleTimeout:     rt.IdleTimeout,
 		Handshake:       rt.Handshake,
+		Offload:         rt.Offload,
 	}
 	if rt.Lifetime > 0 {
 		ln.env.LifetimeDeadline = now + int64(rt.Lifetime)

@@ -36,6 +36,9 @@ type Route struct {
 	Dispatcher     Dispatcher
 	Tally          *Tally
 	Handshake      *Handshake // nil: none
+	// Offload hands each established stream's bytes to the kernel
+	// (duplex.StartOffload) instead of splicing them on the loop.
+	Offload bool
 }
 
 // Dispatcher takes accepted connections.
