@@ -450,3 +450,33 @@ func TestLoopsShareOneP(t *testing.T) {
 		t.Fatalf("2000 round trips took %v: loops hold the P while they wait", d)
 	}
 }
+
+// More fds ready at once than one batch takes: every one is delivered,
+// although those past the first batch raise no new notification (the loop
+// must poll again before it waits). They are registered ready before Run,
+// so their notifications may all be spent before the loop's first wait.
+func TestMoreReadyThanOneBatch(t *testing.T) {
+	l := newLoop(t)
+	const n = maxEvents + maxEvents/2
+	hs := make([]recorder, n)
+	done := make(chan struct{}, n)
+	for i := range hs {
+		a, b := socketpair(t)
+		t.Cleanup(func() { unix.Close(b) })
+		unix.Write(b, []byte("x"))
+		hs[i].onEvent = func() { done <- struct{}{} }
+		if err := l.Add(a, EventIn, &hs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.Gosched() // let the runtime's netpoller take the notifications
+	run(t, l)
+	timeout := time.After(10 * time.Second)
+	for i := 0; i < n; i++ {
+		select {
+		case <-done:
+		case <-timeout:
+			t.Fatalf("%d of %d ready fds delivered", i, n)
+		}
+	}
+}
