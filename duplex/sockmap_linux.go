@@ -406,10 +406,6 @@ func (f *Offload) remove() {
 	}
 }
 
-// Renumber tells f the sockets' new descriptors (dup'ed by the owner to
-// register them anew).
-func (f *Offload) Renumber(client, upstream int) { f.fd = [2]int{client, upstream} }
-
 // Ready records epoll events for side s. Call Pump after.
 func (f *Offload) Ready(s Side, events uint32) {
 	if events&unix.EPOLLERR != 0 && f.err == nil {

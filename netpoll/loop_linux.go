@@ -186,6 +186,19 @@ func (l *Loop) Close(fd int) error {
 	return nil
 }
 
+// Modify changes the epoll events fd is registered for (EPOLLET is added);
+// its handler and generation stay. Loop only.
+func (l *Loop) Modify(fd int, events uint32) error {
+	if fd >= len(l.table) || l.table[fd].h == nil {
+		return os.NewSyscallError("epoll_ctl", unix.ENOENT)
+	}
+	ev := unix.EpollEvent{Events: events | unix.EPOLLET, Fd: int32(fd), Pad: int32(l.table[fd].gen)}
+	if e := epollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &ev); e != 0 {
+		return os.NewSyscallError("epoll_ctl", e)
+	}
+	return nil
+}
+
 // CloseUnshared is Close for an fd that is the only descriptor of its file
 // in any process, such as a socket this process accepted or created and
 // never duplicated: closing it drops its registration in the kernel (an

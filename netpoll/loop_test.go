@@ -480,3 +480,43 @@ func TestMoreReadyThanOneBatch(t *testing.T) {
 		}
 	}
 }
+
+// Modify changes what wakes a handler: after a change to RDHUP only, data
+// raises no event, the peer's shutdown does; an fd never added is refused.
+func TestModify(t *testing.T) {
+	l := newLoop(t)
+	run(t, l)
+	a, b := socketpair(t)
+	defer unix.Close(b)
+	events := make(chan uint32, 16)
+	h := &eventsTo{ch: events}
+	onLoop(t, l, func() {
+		if err := l.Add(a, EventIn|EventRdHup, h); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Modify(a, EventRdHup); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Modify(b, EventIn); err == nil {
+			t.Error("Modify of an fd never added: no error")
+		}
+	})
+	unix.Write(b, []byte("x"))
+	// The data's readiness is queued before this task's wakeup: an event
+	// for it would be delivered by the time the task has run.
+	onLoop(t, l, func() {})
+	select {
+	case ev := <-events:
+		t.Fatalf("event %#x for data, registered for RDHUP only", ev)
+	default:
+	}
+	unix.Shutdown(b, unix.SHUT_WR)
+	if ev := <-events; ev&EventRdHup == 0 {
+		t.Fatalf("event %#x, want RDHUP", ev)
+	}
+}
+
+type eventsTo struct{ ch chan uint32 }
+
+func (h *eventsTo) OnEvent(ev uint32) { h.ch <- ev }
+func (h *eventsTo) OnShutdown()       {}

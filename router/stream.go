@@ -514,35 +514,17 @@ func (s *stream) offload(ev uint32) bool {
 		return false
 	}
 	s.off = off
-	s.cfd = s.reregister(s.cfd, &s.client)
-	s.ufd = s.reregister(s.ufd, &s.upstream)
-	off.Renumber(s.cfd, s.ufd)
+	// Hang-ups and errors only: the kernel's per-batch readiness no
+	// longer wakes the loop. If that fails, readiness events wake it for
+	// nothing, and the offload works on.
+	_ = s.w.loop.Modify(s.cfd, duplex.OffloadEvents)
+	_ = s.w.loop.Modify(s.ufd, duplex.OffloadEvents)
 	const hangups = netpoll.EventErr | netpoll.EventHup | unix.EPOLLRDHUP
 	off.Ready(duplex.Client, s.clientEvents&hangups)
 	off.Ready(duplex.Upstream, ev&hangups)
 	s.lastActive = s.w.loop.Now()
 	s.pumpOffload()
 	return true
-}
-
-// reregister moves fd's registration to a duplicate registered for
-// duplex.OffloadEvents only (netpoll has no way to change the events of an
-// fd), closing fd, and returns the duplicate. fd is closed with Close, as
-// the duplicate shares its file; after it the duplicate is the file's only
-// descriptor, as finish's CloseUnshared wants. If that cannot be done fd
-// stays as it is: readiness events then wake the loop for nothing.
-func (s *stream) reregister(fd int, h *side) int {
-	l := s.w.loop
-	nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return fd
-	}
-	if err := l.Add(nfd, duplex.OffloadEvents, h); err != nil {
-		unix.Close(nfd)
-		return fd
-	}
-	_ = l.Close(fd)
-	return nfd
 }
 
 func (s *stream) pumpOffload() {
