@@ -428,20 +428,7 @@ func (s *stream) finish(reason server.Reason) {
 		up, down = s.finishOffload(reason)
 		s.env.Counters.AddBytes(up, down)
 	case s.phase == phaseEstablished:
-		switch {
-		case reason == server.ReasonReset:
-			peer := s.cfd
-			if s.dup.FailedSide() == duplex.Client {
-				peer = s.ufd
-			}
-			resetOnClose(peer)
-		case s.dup.Holding():
-			// A deadline or shutdown cuts the stream with bytes still
-			// in a pipe: a FIN would pass the truncated stream off as
-			// complete, a reset says it is not.
-			resetOnClose(s.cfd)
-			resetOnClose(s.ufd)
-		}
+		s.resetAtEnd(reason == server.ReasonReset, s.dup.FailedSide(), s.dup.Holding())
 		s.dup.Release()
 		up, down = s.dup.Bytes()
 		s.env.Counters.AddBytes(up, down)
@@ -489,6 +476,25 @@ func (s *stream) recordAccess(a *accessLog, reason server.Reason, now int64, up,
 		r.endpoint = s.ep.Addr
 	}
 	a.record(r)
+}
+
+// resetAtEnd sets up the resets an established stream's close must send:
+// when a socket failed (reset), the other one is reset too; when bytes
+// are still on their way (holding) as a deadline or shutdown cuts the
+// stream, both are, since a FIN would pass the truncated stream off as
+// complete.
+func (s *stream) resetAtEnd(reset bool, failed duplex.Side, holding bool) {
+	switch {
+	case reset:
+		peer := s.cfd
+		if failed == duplex.Client {
+			peer = s.ufd
+		}
+		resetOnClose(peer)
+	case holding:
+		resetOnClose(s.cfd)
+		resetOnClose(s.ufd)
+	}
 }
 
 // resetOnClose makes the coming close of fd send a reset (SO_LINGER 0).
@@ -542,17 +548,7 @@ func (s *stream) pumpOffload() {
 // before they are closed, resetting as finish does for a spliced one, and
 // returns its bytes.
 func (s *stream) finishOffload(reason server.Reason) (up, down uint64) {
-	switch {
-	case reason == server.ReasonReset:
-		peer := s.cfd
-		if s.off.FailedSide() == duplex.Client {
-			peer = s.ufd
-		}
-		resetOnClose(peer)
-	case reason != server.ReasonEOF && s.off.Holding():
-		resetOnClose(s.cfd)
-		resetOnClose(s.ufd)
-	}
+	s.resetAtEnd(reason == server.ReasonReset, s.off.FailedSide(), reason != server.ReasonEOF && s.off.Holding())
 	up, down = s.off.Stop()
 	s.off = nil
 	return up, down
