@@ -86,7 +86,9 @@ var (
 	offloadErr   error
 )
 
-// loadOffloader makes the maps and the program once per process.
+// loadOffloader makes the maps and the program once per process. The
+// router calls it (OffloadSupported) when it builds a configuration that
+// wants them, so that no event loop waits for the verifier.
 func loadOffloader() (*offloader, error) {
 	offloadOnce.Do(func() { offloadState, offloadErr = newOffloader() })
 	return offloadState, offloadErr
@@ -470,7 +472,6 @@ func (f *Offload) PollDelay() int64 {
 // drained reports whether every byte side s sent before its FIN went
 // through the program and into the other side's send queue.
 func (f *Offload) drained(s Side) (bool, error) {
-	var ti *unix.TCPInfo
 	ti, err := unix.GetsockoptTCPInfo(f.fd[s], unix.IPPROTO_TCP, unix.TCP_INFO)
 	if err != nil {
 		return false, os.NewSyscallError("getsockopt", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchyard-proxy/switchyard/balancer"
 	"github.com/switchyard-proxy/switchyard/binder"
+	"github.com/switchyard-proxy/switchyard/duplex"
 	"github.com/switchyard-proxy/switchyard/interpreter"
 	"github.com/switchyard-proxy/switchyard/netpoll"
 	"github.com/switchyard-proxy/switchyard/server"
@@ -134,6 +135,7 @@ func (p *Proxy) build(cfg *Config) (*plan, error) {
 	}
 	loops := p.loops()
 	keys := serverKeys(cfg)
+	p.prepareOffload(cfg)
 	for i := range cfg.Routers {
 		rc := &cfg.Routers[i]
 		nm, err := p.names(pl, cur, rc)
@@ -451,4 +453,23 @@ func (p *Proxy) liveGenerations() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.live)
+}
+
+// prepareOffload makes the sockmap offload's maps and program here, on the
+// control plane, when a server of cfg wants them: loading a BPF program
+// (the verifier) must not stall an event loop at its first offloaded
+// stream. When it cannot be done, the operator is told now; the streams
+// are spliced and counted as they come.
+func (p *Proxy) prepareOffload(cfg *Config) {
+	for i := range cfg.Routers {
+		for _, sc := range cfg.Routers[i].Servers {
+			if sc.Offload != OffloadSockmap {
+				continue
+			}
+			if err := duplex.OffloadSupported(); err != nil {
+				p.log.Warn("offload: sockmap unavailable, streams will be spliced", "server", sc.Listen.String(), "err", err)
+			}
+			return
+		}
+	}
 }
