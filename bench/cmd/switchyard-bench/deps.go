@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+
+	"github.com/switchyard-proxy/switchyard/bench/internal/nginxmod"
 )
 
 // system is how the bench looks at the machine's software: a struct of
@@ -61,7 +63,7 @@ func (s system) nginx() (proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nginx -V: %v: %s", err, strings.TrimSpace(v))
 	}
-	so, err := nginxStreamModule(v, s.exists)
+	so, err := nginxmod.StreamModule(v, s.exists)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -60,32 +59,4 @@ stream {
 	}
 	b.WriteString("}\n")
 	return b.String()
-}
-
-var errNoStream = errors.New("nginx has no stream module (apt-get install -y libnginx-mod-stream)")
-
-// nginxStreamModule reads `nginx -V` output: the .so to load_module when
-// the stream module is dynamic, "" when it is built in, errNoStream when
-// there is none. exists tells whether a file exists.
-func nginxStreamModule(v string, exists func(string) bool) (string, error) {
-	dirs := []string{"/usr/lib/nginx/modules", "/usr/share/nginx/modules", "/usr/lib64/nginx/modules"}
-	dynamic := false
-	for _, f := range strings.Fields(v) {
-		switch {
-		case f == "--with-stream":
-			return "", nil
-		case f == "--with-stream=dynamic":
-			dynamic = true
-		case strings.HasPrefix(f, "--modules-path="):
-			dirs = append([]string{strings.TrimPrefix(f, "--modules-path=")}, dirs...)
-		}
-	}
-	if dynamic {
-		for _, d := range dirs {
-			if so := filepath.Join(d, "ngx_stream_module.so"); exists(so) {
-				return so, nil
-			}
-		}
-	}
-	return "", errNoStream
 }

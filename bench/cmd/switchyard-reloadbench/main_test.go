@@ -196,16 +196,3 @@ func TestPeerConfigs(t *testing.T) {
 		})
 	}
 }
-
-func TestNginxStreamModule(t *testing.T) {
-	has := func(f string) bool { return f == "/opt/mods/ngx_stream_module.so" }
-	if so, err := nginxStreamModule("nginx version: nginx/1.22.1 --with-stream", has); err != nil || so != "" {
-		t.Errorf("built in: %q %v", so, err)
-	}
-	if so, err := nginxStreamModule("--modules-path=/opt/mods --with-stream=dynamic", has); err != nil || so != "/opt/mods/ngx_stream_module.so" {
-		t.Errorf("dynamic: %q %v", so, err)
-	}
-	if _, err := nginxStreamModule("--with-http_ssl_module", has); err == nil {
-		t.Error("no stream: no error")
-	}
-}

@@ -1,13 +1,14 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/switchyard-proxy/switchyard/bench/internal/nginxmod"
 )
 
 // peer is one proxy under test: how to configure, start, reload and stop it.
@@ -183,7 +184,7 @@ func nginxPeer(bin string) *peer {
 	}
 	p.bin = path
 	v, _ := exec.Command(p.bin, "-V").CombinedOutput()
-	loadModule, err := nginxStreamModule(string(v), func(f string) bool { _, err := os.Stat(f); return err == nil })
+	loadModule, err := nginxmod.StreamModule(string(v), func(f string) bool { _, err := os.Stat(f); return err == nil })
 	if err != nil {
 		p.skip = err.Error()
 		return p
@@ -235,32 +236,6 @@ stream {
 }
 `, filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "error.log"), listen, backend)
 	return b.String()
-}
-
-// nginxStreamModule reads `nginx -V`: the .so to load_module when the
-// stream module is dynamic, "" when it is built in, an error when there is
-// none. exists tells whether a file exists.
-func nginxStreamModule(v string, exists func(string) bool) (string, error) {
-	dirs := []string{"/usr/lib/nginx/modules", "/usr/share/nginx/modules", "/usr/lib64/nginx/modules"}
-	dynamic := false
-	for _, f := range strings.Fields(v) {
-		switch {
-		case f == "--with-stream":
-			return "", nil
-		case f == "--with-stream=dynamic":
-			dynamic = true
-		case strings.HasPrefix(f, "--modules-path="):
-			dirs = append([]string{strings.TrimPrefix(f, "--modules-path=")}, dirs...)
-		}
-	}
-	if dynamic {
-		for _, d := range dirs {
-			if so := filepath.Join(d, "ngx_stream_module.so"); exists(so) {
-				return so, nil
-			}
-		}
-	}
-	return "", errors.New("nginx has no stream module (apt-get install -y libnginx-mod-stream)")
 }
 
 func firstLine(s string) string {
