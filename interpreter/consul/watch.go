@@ -30,7 +30,7 @@ type nameWatch struct {
 	backoff interpreter.Backoff
 	last    interpreter.Resolution // the last good answer delivered, if hasLast
 	hasLast bool                   // false until a good answer, and after each failure
-	failing bool                   // a failure was logged at Warn; no good answer since
+	outage  interpreter.Outage     // logs the failures of a run once, then the recovery
 }
 
 func (n *Interpreter) newNameWatch(name, service string, sink interpreter.Sink) *nameWatch {
@@ -148,10 +148,7 @@ func (w *nameWatch) handle(a answer) error {
 	stats := w.n.env.Stats
 	stats.LastGood.Store(time.Now().UnixNano())
 	w.backoff.Reset()
-	if w.failing {
-		w.failing = false
-		w.log.Info("consul: name resolves again", "state", a.res.State, "endpoints", len(a.res.Endpoints))
-	}
+	w.outage.Answered(w.log, "consul", a.res)
 	if w.hasLast && interpreter.SameAnswer(w.last, a.res) {
 		w.log.Debug("consul: answer unchanged", "state", a.res.State, "index", w.index)
 		return nil
@@ -180,12 +177,7 @@ func (w *nameWatch) fail(err error) {
 	}
 	w.n.env.Stats.Errors.Add(1)
 	w.hasLast = false
-	if !w.failing {
-		w.failing = true
-		w.log.Warn("consul: resolution failing; the last good answer stays in use until it recovers", "error", err)
-	} else {
-		w.log.Debug("consul: resolution still failing", "error", err)
-	}
+	w.outage.Failed(w.log, "consul", err)
 	w.sink.Update(interpreter.FailedWith(fmt.Errorf("consul: %s: %w", w.name, err)))
 }
 

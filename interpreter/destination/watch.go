@@ -34,7 +34,7 @@ type nameWatch struct {
 	set     endpointSet
 	last    interpreter.Resolution // the last good answer delivered, if hasLast
 	hasLast bool                   // false until a good answer, and after each failure
-	failing bool                   // a failure was logged at Warn; no good answer since
+	outage  interpreter.Outage     // logs the failures of a run once, then the recovery
 }
 
 func (n *Interpreter) newNameWatch(name, path string, sink interpreter.Sink) *nameWatch {
@@ -123,10 +123,7 @@ func (w *nameWatch) handle(u *destpb.Update) {
 	stats.LastGood.Store(time.Now().UnixNano())
 	w.backoff.Reset()
 	res := w.set.answer()
-	if w.failing {
-		w.failing = false
-		w.log.Info("destination: name resolves again", "state", res.State, "endpoints", len(res.Endpoints))
-	}
+	w.outage.Answered(w.log, "destination", res)
 	if w.hasLast && interpreter.SameAnswer(w.last, res) {
 		return
 	}
@@ -149,11 +146,6 @@ func (w *nameWatch) fail(err error) {
 	}
 	w.n.env.Stats.Errors.Add(1)
 	w.hasLast = false
-	if !w.failing {
-		w.failing = true
-		w.log.Warn("destination: resolution failing; the last good answer stays in use until it recovers", "error", err)
-	} else {
-		w.log.Debug("destination: resolution still failing", "error", err)
-	}
+	w.outage.Failed(w.log, "destination", err)
 	w.sink.Update(interpreter.FailedWith(fmt.Errorf("destination: %s: %w", w.name, err)))
 }

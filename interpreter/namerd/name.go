@@ -26,7 +26,7 @@ type nameWatch struct {
 	backoff interpreter.Backoff
 	last    interpreter.Resolution // the last good answer delivered, if hasLast
 	hasLast bool                   // false until a good answer, and after each failure
-	failing bool                   // a failure was logged at Warn; no good answer since
+	outage  interpreter.Outage     // logs the failures of a run once, then the recovery
 }
 
 func (n *Interpreter) newNameWatch(name string, sink interpreter.Sink) *nameWatch {
@@ -57,10 +57,7 @@ func (w *nameWatch) handle(a answer) error {
 	stats := w.n.env.Stats
 	stats.LastGood.Store(time.Now().UnixNano())
 	w.backoff.Reset()
-	if w.failing {
-		w.failing = false
-		w.log.Info("namerd: name resolves again", "state", a.res.State, "endpoints", len(a.res.Endpoints))
-	}
+	w.outage.Answered(w.log, "namerd", a.res)
 	if w.hasLast && interpreter.SameAnswer(w.last, a.res) {
 		w.log.Debug("namerd: answer unchanged", "state", a.res.State)
 		return nil
@@ -89,11 +86,6 @@ func (w *nameWatch) fail(err error) {
 	}
 	w.n.env.Stats.Errors.Add(1)
 	w.hasLast = false
-	if !w.failing {
-		w.failing = true
-		w.log.Warn("namerd: resolution failing; the last good answer stays in use until it recovers", "error", err)
-	} else {
-		w.log.Debug("namerd: resolution still failing", "error", err)
-	}
+	w.outage.Failed(w.log, "namerd", err)
 	w.sink.Update(interpreter.FailedWith(fmt.Errorf("namerd: %s: %w", w.name, err)))
 }

@@ -1,0 +1,28 @@
+package interpreter
+
+import "log/slog"
+
+// Outage logs the failures of one name's watch as an operator wants them:
+// the first failure of a run at Warn, the ones after it at Debug, and the
+// recovery at Info. The zero value is a watch that is not failing. It is
+// owned by the watch's goroutine.
+type Outage struct{ failing bool }
+
+// Failed logs err, a failure of the watch of kind (the interpreter kind,
+// as messages begin).
+func (o *Outage) Failed(log *slog.Logger, kind string, err error) {
+	if !o.failing {
+		o.failing = true
+		log.Warn(kind+": resolution failing; the last good answer stays in use until it recovers", "error", err)
+		return
+	}
+	log.Debug(kind+": resolution still failing", "error", err)
+}
+
+// Answered logs the recovery when res, a good answer, ends a failure.
+func (o *Outage) Answered(log *slog.Logger, kind string, res Resolution) {
+	if o.failing {
+		o.failing = false
+		log.Info(kind+": name resolves again", "state", res.State, "endpoints", len(res.Endpoints))
+	}
+}
