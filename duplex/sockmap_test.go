@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -98,7 +99,7 @@ func needOffload(t *testing.T) {
 
 // newOffRig offloads a fresh pair of connections; before, if not nil, runs
 // on the outer ends first (to leave bytes in the receive queues).
-func newOffRig(t *testing.T, before func(client, server *net.TCPConn)) *offRig {
+func newOffRig(t *testing.T, before func(r *offRig)) *offRig {
 	t.Helper()
 	needOffload(t)
 	l, err := netpoll.NewLoop(0)
@@ -118,7 +119,7 @@ func newOffRig(t *testing.T, before func(client, server *net.TCPConn)) *offRig {
 		l.Free()
 	})
 	if before != nil {
-		before(r.client, r.server)
+		before(r)
 	}
 	r.sides = [2]offSide{{r, Client}, {r, Upstream}}
 	started := make(chan error, 1)
@@ -221,11 +222,25 @@ func TestOffloadBothWays(t *testing.T) {
 // Bytes sent before the offload, waiting in the receive queue, are not
 // stranded there.
 func TestOffloadQueuedBeforeStart(t *testing.T) {
-	r := newOffRig(t, func(client, server *net.TCPConn) {
-		if _, err := client.Write([]byte("early")); err != nil {
+	r := newOffRig(t, func(r *offRig) {
+		if _, err := r.client.Write([]byte("early")); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		// The bytes are in the proxy side's receive queue before the
+		// offload starts: read that side's queue length until they are.
+		for deadline := time.Now().Add(ioTimeout); ; {
+			n, err := unix.IoctlGetInt(r.cfd, unix.SIOCINQ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 5 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d bytes queued, want 5", n)
+			}
+			runtime.Gosched()
+		}
 	})
 	buf := make([]byte, 5)
 	_ = r.server.SetReadDeadline(time.Now().Add(ioTimeout))
