@@ -388,6 +388,21 @@ func sockError(fd int) error {
 // other: closing now would lose them.
 func (d *Duplex) Holding() bool { return d.h[0].held > 0 || d.h[1].held > 0 }
 
+// Quiet reports whether d holds nothing and knows of nothing more to do:
+// no byte read and not yet written, both receive queues seen empty (EAGAIN
+// or a short read), no EOF, hang-up, error or urgent data seen. Bytes that
+// arrive later are whole segments in the receive queue, not yet read in
+// part, so the sockets can be handed to StartOffload (partial false).
+func (d *Duplex) Quiet() bool {
+	for i := range d.h {
+		h := &d.h[i]
+		if h.held > 0 || h.readable || h.eof || h.hup || h.srcErr || h.urgent {
+			return false
+		}
+	}
+	return d.err == nil
+}
+
 func result(n int, e unix.Errno) (int, error) {
 	if e != 0 {
 		return 0, e

@@ -252,7 +252,7 @@ type Offload struct {
 	key    [2]sockKey
 	baseRx [2]uint64 // TCP bytes_received of side s when offloaded, less its unread bytes
 	baseW  [2]uint64 // bytes written into side s's send queue when offloaded
-	pre    [2]uint64 // bytes side s had queued, moved by StartOffload itself
+	pre    [2]uint64 // bytes from side s moved before the kernel took them: by StartOffload itself, or Carry
 	eof    [2]bool   // side s sent its FIN
 	shut   [2]bool   // side s's FIN was dealt with
 	stats  [2]sockCount
@@ -549,6 +549,13 @@ func (f *Offload) Stop() (up, down uint64) {
 		f.done = true
 	}
 	return f.Bytes()
+}
+
+// Carry adds bytes the stream moved before it was offloaded (spliced by
+// its loop) to those Bytes reports.
+func (f *Offload) Carry(up, down uint64) {
+	f.pre[0] += up
+	f.pre[1] += down
 }
 
 // Bytes returns the bytes forwarded as last read (final after Stop).

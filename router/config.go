@@ -104,6 +104,10 @@ type ServerConfig struct {
 	// loop, by splice) or "sockmap" (the kernel, by a BPF sk_skb
 	// program; an experiment, see duplex.StartOffload).
 	Offload string
+	// OffloadAfter is how many batches of bytes a stream moves on its
+	// loop before it is offloaded; 0: at once, when its upstream connects.
+	// Short streams then never pay the offload's setup.
+	OffloadAfter int
 }
 
 // OffloadSockmap is the offload value that hands streams to the kernel.

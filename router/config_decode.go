@@ -47,6 +47,7 @@ type (
 		sniDefault, proxyProtocol             *string
 		proxyProtocolFrom                     []*string
 		offload                               *string
+		offloadAfter                          *int64
 	}
 )
 
@@ -109,6 +110,7 @@ func decodeRouter(t *table) *rawRouter {
 			proxyProtocol:     st.string("proxy_protocol"),
 			proxyProtocolFrom: st.strings("proxy_protocol_from"),
 			offload:           st.string("offload"),
+			offloadAfter:      st.int("offload_after"),
 		})
 		st.done()
 	}

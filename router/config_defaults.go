@@ -25,6 +25,11 @@ const (
 	defaultBalancer            = "p2c"
 	defaultHashKey             = "source_ip"
 	defaultHashBalanceFactor   = 1.25
+	// A stream is offloaded after as many batches as the offload's setup
+	// costs in system calls, about 40 against 4 or 5 per batch: the ski
+	// rental rule, which never pays more than twice the better choice.
+	defaultOffloadAfter = 8
+	maxOffloadAfter     = 10000
 )
 
 func (c *rawConfig) setDefaults() {
@@ -46,6 +51,7 @@ func (c *rawConfig) setDefaults() {
 			orDefault(&s.sniDefault, "")
 			orDefault(&s.proxyProtocol, "")
 			orDefault(&s.offload, "")
+			orDefault(&s.offloadAfter, defaultOffloadAfter)
 		}
 		orDefault(&r.sendProxy, "")
 		orDefault(&r.balancer, defaultBalancer)

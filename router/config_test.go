@@ -112,6 +112,7 @@ func TestParseIssueExample(t *testing.T) {
 				MaxConnections: 10000,
 
 				HandshakeTimeout: 5 * time.Second,
+				OffloadAfter:     8,
 			}},
 			Client: ClientConfig{
 				ConnectTimeout:  500 * time.Millisecond,
@@ -155,6 +156,7 @@ servers = [{ listen = "127.0.0.1:0", dst = "/a" }]
 		MaxConnections: 0,
 
 		HandshakeTimeout: 5 * time.Second,
+		OffloadAfter:     8,
 	}
 	if !reflect.DeepEqual(r.Servers[0], wantServer) {
 		t.Errorf("Servers[0] = %+v, want %+v", r.Servers[0], wantServer)

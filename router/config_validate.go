@@ -149,6 +149,7 @@ func (s *rawServer) validate(p *problems, ic InterpreterConfig, listens map[uint
 	sc.HandshakeTimeout = checkPositive(p, s.path+".handshake_timeout", *s.handshakeTimeout)
 	s.checkProxyProtocol(p, &sc)
 	sc.Offload = checkOneOf(p, s.path+".offload", *s.offload, "", OffloadSockmap)
+	sc.OffloadAfter = checkRange(p, s.path+".offload_after", *s.offloadAfter, 0, maxOffloadAfter)
 	if s.dst == nil {
 		p.add(s.path+".dst", "required")
 		return sc

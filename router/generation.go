@@ -157,6 +157,7 @@ func (p *Proxy) build(cfg *Config) (*plan, error) {
 				Dispatcher:     r,
 				Handshake:      handshakeOf(&sc),
 				Offload:        sc.Offload == OffloadSockmap,
+				OffloadAfter:   uint16(sc.OffloadAfter),
 			}
 			s := p.servers[key]
 			if s == nil {

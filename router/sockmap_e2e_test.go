@@ -3,11 +3,13 @@ package router
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,10 +56,169 @@ func TestOffloadConfig(t *testing.T) {
 	if got := cfg.Routers[0].Servers[0].Offload; got != "" {
 		t.Errorf("offload left out = %q, want \"\" (splice)", got)
 	}
-	_, err = Parse([]byte(configEdit(t, `idle_timeout = "1m"`, `idle_timeout = "1m"`+"\n  offload = \"ebpf\"")))
-	want := `routers[0].servers[1].offload: "ebpf" is not one of "", "sockmap"`
-	if err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("Parse: %v, want %s", err, want)
+	if got := cfg.Routers[0].Servers[1].OffloadAfter; got != defaultOffloadAfter {
+		t.Errorf("offload_after left out = %d, want %d", got, defaultOffloadAfter)
+	}
+	cfg, err = Parse([]byte(configEdit(t, `idle_timeout = "1m"`, `idle_timeout = "1m"`+"\n  offload = \"sockmap\"\n  offload_after = 0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Routers[0].Servers[1].OffloadAfter; got != 0 {
+		t.Errorf("offload_after = %d, want 0", got)
+	}
+	for value, want := range map[string]string{
+		`offload = "ebpf"`:      `routers[0].servers[1].offload: "ebpf" is not one of "", "sockmap"`,
+		`offload_after = -1`:    `routers[0].servers[1].offload_after: must be between 0 and 10000, got -1`,
+		`offload_after = 1e9`:   `routers[0].servers[1].offload_after`,
+		`offload_after = "8"`:   `routers[0].servers[1].offload_after`,
+		`offload_after = 10001`: `routers[0].servers[1].offload_after: must be between 0 and 10000, got 10001`,
+	} {
+		_, err = Parse([]byte(configEdit(t, `idle_timeout = "1m"`, `idle_timeout = "1m"`+"\n  "+value)))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: Parse: %v, want %s", value, err, want)
+		}
+	}
+}
+
+// roundTrip writes msg and reads its echo back.
+func roundTrip(t *testing.T, c *net.TCPConn, msg []byte) {
+	t.Helper()
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatal("echo differs")
+	}
+}
+
+// A stream is spliced for its first offload_after batches, then handed to
+// the kernel between two batches, and keeps its bytes counted across.
+func TestOffloadPromotesLongStreams(t *testing.T) {
+	b := startBackend(t, echo)
+	cfg := offloaded(t, testConfig(b.addr))
+	cfg.Routers[0].Servers[0].OffloadAfter = 4 // a round trip is two batches
+	p := startProxy(t, cfg)
+	started := duplex.OffloadsStarted()
+	c := dial(t, p.addr)
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	msg := []byte("0123456789abcdef")
+	roundTrip(t, c, msg)
+	if duplex.OffloadsStarted() != started {
+		t.Fatal("offloaded after 2 batches, want after 4")
+	}
+	roundTrip(t, c, msg)
+	// The fourth batch's pump handed the stream over after writing the
+	// reply; the third round trip goes through the kernel.
+	for range 20 {
+		roundTrip(t, c, msg)
+	}
+	// The count is taken after the kernel's maps are in place, so the
+	// stream may have moved bytes through them before it.
+	waitFor(t, "the stream offloaded", 10*time.Second, func() bool { return duplex.OffloadsStarted() > started })
+	if got := duplex.OffloadsStarted(); got != started+1 {
+		t.Fatalf("offloaded %d streams, want 1", got-started)
+	}
+	big := randomBytes(t, 1<<20)
+	roundTrip(t, c, big)
+	_ = c.Close()
+	st := waitEnded(t, p.srv, server.ReasonEOF, 1)
+	want := uint64(22*len(msg) + len(big))
+	if st.BytesUp != want || st.BytesDown != want {
+		t.Errorf("bytes up/down = %d/%d, want %d each", st.BytesUp, st.BytesDown, want)
+	}
+}
+
+// A stream that ends within offload_after batches never pays for the
+// offload.
+func TestOffloadSkipsShortStreams(t *testing.T) {
+	b := startBackend(t, echo)
+	cfg := offloaded(t, testConfig(b.addr))
+	cfg.Routers[0].Servers[0].OffloadAfter = 8
+	p := startProxy(t, cfg)
+	started := duplex.OffloadsStarted()
+	for range 5 {
+		c := dial(t, p.addr)
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		for range 3 {
+			roundTrip(t, c, []byte("ping"))
+		}
+		_ = c.Close()
+	}
+	st := waitEnded(t, p.srv, server.ReasonEOF, 5)
+	if got := duplex.OffloadsStarted(); got != started {
+		t.Errorf("offloaded %d short streams, want none", got-started)
+	}
+	if st.BytesUp != 60 || st.BytesDown != 60 {
+		t.Errorf("bytes up/down = %d/%d, want 60 each", st.BytesUp, st.BytesDown)
+	}
+	// One that goes on is offloaded (and satisfies offloaded's check).
+	c := dial(t, p.addr)
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	for range 6 {
+		roundTrip(t, c, []byte("ping"))
+	}
+	waitFor(t, "the long stream offloaded", 10*time.Second, func() bool { return duplex.OffloadsStarted() > started })
+	if got := duplex.OffloadsStarted(); got != started+1 {
+		t.Errorf("offloaded %d long streams, want 1", got-started)
+	}
+}
+
+// Streams handed over while requests are in flight both ways: whatever
+// arrived between the loop's last read and the hand-over is forwarded,
+// in order. Pipelined requests of random sizes, checked by hash.
+func TestOffloadPromotedInFlight(t *testing.T) {
+	b := startBackend(t, echo)
+	cfg := offloaded(t, testConfig(b.addr))
+	cfg.Routers[0].Servers[0].OffloadAfter = 2
+	p := startProxy(t, cfg)
+	const streams, size = 4, 2 << 20
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*streams)
+	for range streams {
+		sent := randomBytes(t, size)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", p.addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			wrote := make(chan error, 1)
+			go func() {
+				var err error
+				for rest, k := sent, 0; len(rest) > 0 && err == nil; k++ {
+					n := min(len(rest), 1+(k*7919)%4096) // requests of 1 B to 4 KiB
+					_, err = c.Write(rest[:n])
+					rest = rest[n:]
+				}
+				wrote <- err
+			}()
+			_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
+			got := make([]byte, len(sent))
+			if _, err := io.ReadFull(c, got); err != nil {
+				errs <- fmt.Errorf("read: %w", err)
+			} else if sum(got) != sum(sent) {
+				errs <- errors.New("echo differs")
+			}
+			if err := <-wrote; err != nil {
+				errs <- fmt.Errorf("write: %w", err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	st := waitEnded(t, p.srv, server.ReasonEOF, streams)
+	if st.BytesUp != streams*size || st.BytesDown != streams*size {
+		t.Errorf("bytes up/down = %d/%d, want %d each", st.BytesUp, st.BytesDown, streams*size)
 	}
 }
 

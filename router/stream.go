@@ -61,6 +61,7 @@ type stream struct {
 	proxyRead    bool   // the PROXY header expected, if any, is consumed
 	clientEvents uint32 // client readiness seen while connecting
 	waitIndex    int32  // in the worker's waiting[bal] while phaseWaiting
+	batches      uint16 // batches the duplex moved, counted up to env.OffloadAfter
 	lastActive   int64
 	timer        netpoll.Timer
 	dup          duplex.Duplex
@@ -311,9 +312,10 @@ func (s *stream) established(ev uint32) {
 	s.ep.Succeeded()
 	s.env.Counters.ObserveConnect(time.Duration(l.Now() - s.env.Accepted))
 	s.phase = phaseEstablished
-	if s.env.Offload && s.offload(ev) {
+	if s.env.Offload && s.env.OffloadAfter == 0 && s.offload(ev) {
 		return
 	}
+	s.batches = 0
 	s.dup.Init(s.w.pool, s.cfd, s.ufd)
 	s.dup.Ready(duplex.Client, s.clientEvents)
 	s.dup.Ready(duplex.Upstream, ev)
@@ -327,6 +329,9 @@ func (s *stream) pump() {
 	case duplex.Running:
 		if s.dup.Moved() {
 			s.lastActive = s.w.loop.Now()
+			if s.env.Offload {
+				s.promote()
+			}
 		}
 	case duplex.Finished:
 		s.finish(server.ReasonEOF)
@@ -509,28 +514,67 @@ func resetOnClose(fd int) {
 // in duplex.OffloadFallbacks and logged the first time).
 func (s *stream) offload(ev uint32) bool {
 	partial := s.env.Handshake != nil && s.env.Handshake.Proxy != 0 // a PROXY header was read
-	off, err := duplex.StartOffload(s.w.pool, s.cfd, s.ufd, partial)
+	off, err := s.startOffload(partial)
 	if err != nil {
-		if oe, ok := err.(*duplex.OffloadError); ok {
-			if oe.First {
-				s.r.gen.p.log.Warn("offload: splicing instead", "server", s.env.Server.Label(), "reason", oe.Reason, "err", oe.Err)
-			}
-			s.env.Counters.AddBytes(oe.Up, 0)
-		}
 		return false
 	}
+	s.lastActive = s.w.loop.Now()
+	s.handOver(off, s.clientEvents, ev)
+	return true
+}
+
+// startOffload asks the kernel to take the stream's sockets; when it
+// cannot, the stream is not offered again, the reason is logged the first
+// time and the bytes the attempt moved are counted.
+func (s *stream) startOffload(partial bool) (*duplex.Offload, error) {
+	off, err := duplex.StartOffload(s.w.pool, s.cfd, s.ufd, partial)
+	if err != nil {
+		s.env.Offload = false
+	}
+	if oe, ok := err.(*duplex.OffloadError); ok {
+		if oe.First {
+			s.r.gen.p.log.Warn("offload: splicing instead", "server", s.env.Server.Label(), "reason", oe.Reason, "err", oe.Err)
+		}
+		s.env.Counters.AddBytes(oe.Up, 0)
+	}
+	return off, err
+}
+
+// handOver makes off the stream's mover and registers its sockets anew
+// for hang-ups and errors only, so that the kernel's per-batch readiness
+// no longer wakes the loop (if that fails, readiness events wake it for
+// nothing, and the offload works on). clientEv and upstreamEv are events
+// already seen and not yet acted on.
+func (s *stream) handOver(off *duplex.Offload, clientEv, upstreamEv uint32) {
 	s.off = off
-	// Hang-ups and errors only: the kernel's per-batch readiness no
-	// longer wakes the loop. If that fails, readiness events wake it for
-	// nothing, and the offload works on.
 	_ = s.w.loop.Modify(s.cfd, duplex.OffloadEvents)
 	_ = s.w.loop.Modify(s.ufd, duplex.OffloadEvents)
 	const hangups = netpoll.EventErr | netpoll.EventHup | unix.EPOLLRDHUP
-	off.Ready(duplex.Client, s.clientEvents&hangups)
-	off.Ready(duplex.Upstream, ev&hangups)
-	s.lastActive = s.w.loop.Now()
+	off.Ready(duplex.Client, clientEv&hangups)
+	off.Ready(duplex.Upstream, upstreamEv&hangups)
 	s.pumpOffload()
-	return true
+}
+
+// promote counts a batch the duplex moved and, from the OffloadAfter-th
+// on, hands the stream to the kernel at the first moment the duplex is
+// quiet (holding no byte, both receive queues seen empty), so that no
+// segment was read in part. A stream the kernel refuses stays spliced, and
+// is not offered again.
+func (s *stream) promote() {
+	if s.batches < s.env.OffloadAfter {
+		s.batches++
+	}
+	if s.batches < s.env.OffloadAfter || !s.dup.Quiet() {
+		return
+	}
+	off, err := s.startOffload(false)
+	if err != nil {
+		return
+	}
+	up, down := s.dup.Bytes()
+	s.dup.Release() // empty pipes, back to the pool
+	off.Carry(up, down)
+	s.handOver(off, 0, 0)
 }
 
 func (s *stream) pumpOffload() {

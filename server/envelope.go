@@ -22,4 +22,5 @@ type Envelope struct {
 	LifetimeDeadline int64         // the stream ends then; 0: no limit
 	IdleTimeout      time.Duration // ends after no bytes for this long; 0: no limit
 	Offload          bool          // the kernel moves the bytes once established (Route.Offload)
+	OffloadAfter     uint16        // batches moved on the loop before that (Route.OffloadAfter)
 }

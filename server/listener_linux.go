@@ -272,6 +272,7 @@ func (ln *listener) fill(rt *Route, c *Counters) {
 		IdleTimeout:     rt.IdleTimeout,
 		Handshake:       rt.Handshake,
 		Offload:         rt.Offload,
+		OffloadAfter:    rt.OffloadAfter,
 	}
 	if rt.Lifetime > 0 {
 		ln.env.LifetimeDeadline = now + int64(rt.Lifetime)

@@ -39,6 +39,9 @@ type Route struct {
 	// Offload hands each established stream's bytes to the kernel
 	// (duplex.StartOffload) instead of splicing them on the loop.
 	Offload bool
+	// OffloadAfter is how many batches of bytes an established stream
+	// moves on its loop before it is offloaded; 0: at once.
+	OffloadAfter uint16
 }
 
 // Dispatcher takes accepted connections.

@@ -19,7 +19,8 @@ func routerConfig(r routes, workers, pipeSize int) string {
 }
 
 // routerConfigOffload is routerConfig with offload = offload on every
-// server; "": the key left out.
+// server; "": the key left out. An offload of "KIND:AFTER" sets
+// offload_after = AFTER as well.
 func routerConfigOffload(r routes, workers, pipeSize int, offload string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[runtime]\nworkers = %d\n", workers)
@@ -40,7 +41,11 @@ label = "bench"
 	}
 	var off string
 	if offload != "" {
-		off = fmt.Sprintf("  offload = %q\n", offload)
+		kind, after, ok := strings.Cut(offload, ":")
+		off = fmt.Sprintf("  offload = %q\n", kind)
+		if ok {
+			off += fmt.Sprintf("  offload_after = %s\n", after)
+		}
 	}
 	servers := []struct{ listen, dst, extra string }{{r.iperfListen, "/svc/iperf", off}, {r.echoListen, "/svc/echo", off}}
 	if r.edge() {

@@ -77,6 +77,10 @@ func (l *buildList) Set(v string) error {
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
+// validOffload is an -offload value's KIND, with offload_after after a
+// colon if given.
+var validOffload = regexp.MustCompile(`^[A-Za-z0-9_.-]+(:[0-9]+)?$`)
+
 // offloadList is the repeatable -offload flag: NAME=KIND pairs.
 type offloadList [][2]string
 
@@ -90,8 +94,8 @@ func (l *offloadList) String() string {
 
 func (l *offloadList) Set(v string) error {
 	name, kind, ok := strings.Cut(v, "=")
-	if !ok || !validName.MatchString(name) || !validName.MatchString(kind) {
-		return fmt.Errorf("%q: want NAME=KIND, as sockmap=sockmap", v)
+	if !ok || !validName.MatchString(name) || !validOffload.MatchString(kind) {
+		return fmt.Errorf("%q: want NAME=KIND or NAME=KIND:AFTER, as sockmap=sockmap or sockmap=sockmap:0", v)
 	}
 	*l = append(*l, [2]string{name, kind})
 	return nil
@@ -123,7 +127,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	var builds buildList
 	var offloads offloadList
 	var targets, only string
-	fs.Var(&offloads, "offload", "give every server of a build offload = KIND, as `NAME=KIND` (sockmap: the kernel moves the bytes); repeatable")
+	fs.Var(&offloads, "offload", "give every server of a build offload = KIND, and offload_after = AFTER if given, as `NAME=KIND[:AFTER]` (sockmap: the kernel moves the bytes; AFTER: batches spliced first); repeatable")
 	fs.Var(&builds, "switchyard", "switchyard build to measure, as `NAME=PATH` or a bare PATH (named switchyard); repeatable (default switchyard=bin/switchyard)")
 	fs.StringVar(&targets, "targets", defaultTargets, "comma-separated `targets`: direct, switchyard (every build), a build's NAME, haproxy, nginx")
 	fs.StringVar(&only, "only", defaultOnly, "comma-separated `measurements` to run: throughput, connrate, connrate-edge (plain, SNI-routed and PROXY-header connections), reqresp (pipelined requests on 50 connections), rtt, idle")

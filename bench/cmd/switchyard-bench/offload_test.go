@@ -21,6 +21,8 @@ func TestParseFlagsOffload(t *testing.T) {
 		{"-offload", "nosuch=sockmap"},
 		{"-offload", "sockmap"},
 		{"-offload", "switchyard="},
+		{"-offload", "sockmap=sockmap:"},
+		{"-offload", "sockmap=sockmap:x"},
 	} {
 		if _, err := parseFlags(args, noEnv, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q): no error", args)
@@ -43,6 +45,15 @@ func TestRouterConfigOffload(t *testing.T) {
 	for i, s := range cfg.Routers[0].Servers {
 		if s.Offload != router.OffloadSockmap {
 			t.Errorf("server %d: offload %q", i, s.Offload)
+		}
+	}
+	cfg, err = router.Parse([]byte(noAdmin + routerConfigOffload(r, 1, 0, "sockmap:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range cfg.Routers[0].Servers {
+		if s.Offload != router.OffloadSockmap || s.OffloadAfter != 0 {
+			t.Errorf("server %d: offload %q after %d, want sockmap after 0", i, s.Offload, s.OffloadAfter)
 		}
 	}
 	if strings.Contains(routerConfig(testRoutes, 1, 0), "offload") {
