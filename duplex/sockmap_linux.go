@@ -278,9 +278,6 @@ func StartOffload(pool *Pool, client, upstream int, partial bool) (*Offload, err
 		if f.key[s], err = keyOf(f.fd[s]); err != nil {
 			return nil, fallback(FallbackNotIPv4, err)
 		}
-		if !established(f.fd[s]) {
-			return nil, fallback(FallbackState, errors.New("socket not established"))
-		}
 	}
 	// The program takes whole skbs off a receive queue, even one whose
 	// head was read in part (a PROXY header consumed, and the bytes after
@@ -300,8 +297,12 @@ func StartOffload(pool *Pool, client, upstream int, partial bool) (*Offload, err
 		}
 	}
 	for s := range f.fd {
-		if f.baseRx[s], err = unreadBase(f.fd[s]); err != nil {
+		var established bool
+		if f.baseRx[s], established, err = unreadBase(f.fd[s]); err != nil {
 			return decline(FallbackOther, err)
+		}
+		if !established { // a sockmap takes no other state (but LISTEN)
+			return decline(FallbackState, errors.New("socket not established"))
 		}
 		if f.baseW[s], err = written(f.fd[s]); err != nil {
 			return decline(FallbackOther, err)
@@ -363,14 +364,6 @@ func (f *Offload) forward(buf []byte, s Side) error {
 			return errors.New("the peer's send queue is full")
 		}
 	}
-}
-
-// established reports whether fd's TCP state is ESTABLISHED, the only
-// one (besides LISTEN) a sockmap takes.
-func established(fd int) bool {
-	ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-	const tcpEstablished = 1 // include/net/tcp_states.h
-	return err == nil && ti.State == tcpEstablished
 }
 
 func (f *Offload) insert() error {
@@ -589,27 +582,29 @@ func keyOf(fd int) (sockKey, error) {
 }
 
 // unreadBase is fd's TCP bytes_received less the bytes waiting in its
-// receive queue: what a reader had taken. Read twice around SIOCINQ until
-// no byte arrived in between.
-func unreadBase(fd int) (uint64, error) {
+// receive queue: what a reader had taken; read twice around SIOCINQ until
+// no byte arrived in between. established reports whether the socket was
+// ESTABLISHED at the second read.
+func unreadBase(fd int) (base uint64, established bool, err error) {
+	const tcpEstablished = 1 // include/net/tcp_states.h
 	for range 8 {
 		a, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
 		if err != nil {
-			return 0, os.NewSyscallError("getsockopt", err)
+			return 0, false, os.NewSyscallError("getsockopt", err)
 		}
 		inq, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
 		if err != nil {
-			return 0, os.NewSyscallError("ioctl", err)
+			return 0, false, os.NewSyscallError("ioctl", err)
 		}
 		b, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
 		if err != nil {
-			return 0, os.NewSyscallError("getsockopt", err)
+			return 0, false, os.NewSyscallError("getsockopt", err)
 		}
 		if a.Bytes_received == b.Bytes_received {
-			return a.Bytes_received - uint64(inq), nil
+			return a.Bytes_received - uint64(inq), b.State == tcpEstablished, nil
 		}
 	}
-	return 0, errors.New("receive counters would not settle")
+	return 0, false, errors.New("receive counters would not settle")
 }
 
 // written is how many bytes fd's send queue has taken: acked plus queued
