@@ -388,11 +388,15 @@ func sockError(fd int) error {
 // other: closing now would lose them.
 func (d *Duplex) Holding() bool { return d.h[0].held > 0 || d.h[1].held > 0 }
 
-// Quiet reports whether d holds nothing and knows of nothing more to do:
-// no byte read and not yet written, both receive queues seen empty (EAGAIN
-// or a short read), no EOF, hang-up, error or urgent data seen. Bytes that
-// arrive later are whole segments in the receive queue, not yet read in
-// part, so the sockets can be handed to StartOffload (partial false).
+// Quiet reports whether d holds nothing and nothing is pending: no byte
+// read and not yet written, both receive queues seen empty (EAGAIN or a
+// short read), no EOF, hang-up, error or urgent data seen, and a poll of
+// both sockets finds them so now (one poll(2), made only when the rest
+// holds). Bytes that arrive later are whole segments in a receive queue,
+// none read in part, so the sockets can be handed to StartOffload
+// (partial false). The poll is what catches a read that stopped short at
+// an urgent mark before its EPOLLPRI was seen: the segment behind the mark
+// is still queued, read in part.
 func (d *Duplex) Quiet() bool {
 	for i := range d.h {
 		h := &d.h[i]
@@ -400,7 +404,13 @@ func (d *Duplex) Quiet() bool {
 			return false
 		}
 	}
-	return d.err == nil
+	if d.err != nil {
+		return false
+	}
+	const pending = unix.POLLIN | unix.POLLPRI // POLLERR and POLLHUP always count
+	fds := [2]unix.PollFd{{Fd: int32(d.h[0].src), Events: pending}, {Fd: int32(d.h[1].src), Events: pending}}
+	n, err := unix.Poll(fds[:], 0)
+	return err == nil && n == 0
 }
 
 func result(n int, e unix.Errno) (int, error) {

@@ -211,9 +211,15 @@ type OffloadError struct {
 	// First: the first fallback of this reason in the process, worth a
 	// log line; later ones are only counted.
 	First bool
-	// Up was moved client → upstream before the offload was declined:
-	// the owner counts it, its Duplex will not.
-	Up uint64
+	// Up and Down were moved client → upstream and upstream → client
+	// before the offload was declined: the owner counts them, its Duplex
+	// will not.
+	Up, Down uint64
+	// Broken: the program had begun to move one socket's bytes when the
+	// kernel refused the other socket. Where those bytes are (sent, or
+	// dropped with the peer's psock) cannot be known, so the stream
+	// cannot go on spliced: reset both ends.
+	Broken bool
 }
 
 func (e *OffloadError) Error() string { return "offload " + e.Reason + ": " + e.Err.Error() }
@@ -267,7 +273,8 @@ type Offload struct {
 // the other; if something was read from the client (a PROXY header), say
 // so with partial, and what the client has queued is moved first through
 // pool's buffer. On error (an *OffloadError) the sockets are as they were,
-// but for the bytes the error counts as moved: splice them.
+// but for the bytes the error counts as moved: splice them, unless the
+// error says Broken.
 func StartOffload(pool *Pool, client, upstream int, partial bool) (*Offload, error) {
 	o, err := loadOffloader()
 	if err != nil {
@@ -284,39 +291,44 @@ func StartOffload(pool *Pool, client, upstream int, partial bool) (*Offload, err
 	// it in the same segment): what such a queue holds is moved here. (The
 	// endpoint may answer, or close, before the offload is in place: then
 	// the stream is spliced.)
-	decline := func(reason string, err error) (*Offload, error) {
+	decline := func(reason string, err error) *OffloadError {
 		e := fallback(reason, err)
 		e.Up = f.pre[Client]
-		return nil, e
+		return e
 	}
 	if partial {
 		if err := f.forward(pool.buf, Client); errors.Is(err, errQueueEOF) {
-			return decline(FallbackState, err)
+			return nil, decline(FallbackState, err)
 		} else if err != nil {
-			return decline(FallbackBusy, err)
+			return nil, decline(FallbackBusy, err)
 		}
 	}
 	for s := range f.fd {
 		var established bool
 		if f.baseRx[s], established, err = unreadBase(f.fd[s]); err != nil {
-			return decline(FallbackOther, err)
+			return nil, decline(FallbackOther, err)
 		}
 		if !established { // a sockmap takes no other state (but LISTEN)
-			return decline(FallbackState, errors.New("socket not established"))
+			return nil, decline(FallbackState, errors.New("socket not established"))
 		}
 		if f.baseW[s], err = written(f.fd[s]); err != nil {
-			return decline(FallbackOther, err)
+			return nil, decline(FallbackOther, err)
 		}
 	}
 	if err := f.insert(); err != nil {
 		f.remove()
+		reason := FallbackOther
 		switch {
 		case errors.Is(err, unix.EOPNOTSUPP):
-			return decline(FallbackState, err)
+			reason = FallbackState
 		case errors.Is(err, unix.E2BIG), errors.Is(err, unix.ENOMEM), errors.Is(err, unix.ENOSPC):
-			return decline(FallbackMapsFull, err)
+			reason = FallbackMapsFull
 		}
-		return decline(FallbackOther, err)
+		oe := decline(reason, err)
+		oe.Up += f.stats[Client].Bytes
+		oe.Down += f.stats[Upstream].Bytes
+		oe.Broken = f.stats[Client].Bytes+f.stats[Upstream].Bytes > 0
+		return nil, oe
 	}
 	for _, fd := range f.fd {
 		if netpoll.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, offloadSndBuf) != 0 {
@@ -366,32 +378,53 @@ func (f *Offload) forward(buf []byte, s Side) error {
 	}
 }
 
+// insert puts both sockets in the maps: their counters, each as the
+// other's target, then each under the verdict program, from which moment
+// the kernel moves its bytes.
 func (f *Offload) insert() error {
 	var zero sockCount
 	for s := range f.fd {
-		if err := f.o.counters.Update(&f.key[s], &zero, ebpf.UpdateAny); err != nil {
+		if err := f.update(s, f.o.counters, &f.key[s], &zero); err != nil {
 			return err
 		}
 	}
 	for s := range f.fd {
-		if err := f.o.targets.Update(&f.key[1-s], uint32(f.fd[s]), ebpf.UpdateAny); err != nil {
+		if err := f.update(2+s, f.o.targets, &f.key[1-s], uint32(f.fd[s])); err != nil {
 			return err
 		}
 	}
 	for s := range f.fd {
-		if err := f.o.verdict.Update(&f.key[s], uint32(f.fd[s]), ebpf.UpdateAny); err != nil {
+		if err := f.update(4+s, f.o.verdict, &f.key[s], uint32(f.fd[s])); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// insertFault, set by tests, runs before each of insert's map updates
+// (numbered from 0) and fails the one it returns an error for.
+var insertFault func(step int) error
+
+func (f *Offload) update(step int, m *ebpf.Map, k *sockKey, v any) error {
+	if insertFault != nil {
+		if err := insertFault(step); err != nil {
+			return err
+		}
+	}
+	return m.Update(k, v, ebpf.UpdateAny)
+}
+
 // remove takes both sockets out of the maps, the verdict first so that
-// nothing is forwarded to a socket leaving targets. Entries the kernel
-// already dropped (a socket that closed or reset) are no error.
+// nothing is forwarded to a socket leaving targets, and reads the
+// counters once the program can no longer run for either (f.stats).
+// Entries the kernel already dropped (a socket that closed or reset), or
+// never got, are no error.
 func (f *Offload) remove() {
 	for s := range f.key {
 		_ = f.o.verdict.Delete(&f.key[s])
+	}
+	for s := range f.key {
+		_ = f.read(Side(s))
 	}
 	for s := range f.key {
 		_ = f.o.targets.Delete(&f.key[s])
@@ -536,8 +569,6 @@ func (f *Offload) FailedSide() Side { return f.failed }
 // and upstream → client. Idempotent.
 func (f *Offload) Stop() (up, down uint64) {
 	if !f.done {
-		_ = f.read(Client)
-		_ = f.read(Upstream)
 		f.remove()
 		f.done = true
 	}

@@ -394,3 +394,70 @@ func TestOffloadFallsBackForIPv6(t *testing.T) {
 		t.Errorf("fallbacks counted %d, want %d", got, before+1)
 	}
 }
+
+// The kernel may refuse the second socket after the program began to move
+// the first one's bytes: StartOffload then reports the stream broken, with
+// the bytes moved, and leaves nothing in the maps. Refused before any byte
+// moved, the stream is merely declined.
+func TestOffloadRefusedAfterBytesMoved(t *testing.T) {
+	needOffload(t)
+	for _, send := range []bool{true, false} {
+		t.Run(fmt.Sprintf("bytes sent %v", send), func(t *testing.T) {
+			client, cfd := loopbackPair(t)
+			server, ufd := loopbackPair(t)
+			msg := []byte("moved while half offloaded")
+			got := make([]byte, len(msg))
+			var sendErr error
+			insertFault = func(step int) error {
+				if step != 5 { // 4: the client's verdict, 5: the upstream's
+					return nil
+				}
+				if send {
+					if _, sendErr = client.Write(msg); sendErr == nil {
+						_ = server.SetReadDeadline(time.Now().Add(ioTimeout))
+						_, sendErr = io.ReadFull(server, got)
+					}
+				}
+				return unix.ENOMEM
+			}
+			t.Cleanup(func() { insertFault = nil })
+			pool := NewPool(defaultPipeSize, defaultMaxPipes, defaultBufSize)
+			defer pool.Close()
+			before := OffloadFallbacks()[FallbackMapsFull]
+			_, err := StartOffload(pool, cfd, ufd, false)
+			insertFault = nil
+			if sendErr != nil {
+				t.Fatalf("the client's bytes did not go through the program: %v", sendErr)
+			}
+			var oe *OffloadError
+			if !errors.As(err, &oe) || oe.Reason != FallbackMapsFull {
+				t.Fatalf("StartOffload = %v, want an OffloadError %q", err, FallbackMapsFull)
+			}
+			want := uint64(0)
+			if send {
+				want = uint64(len(msg))
+				if !bytes.Equal(got, msg) {
+					t.Errorf("upstream got %q, want %q", got, msg)
+				}
+			}
+			if oe.Broken != send || oe.Up != want || oe.Down != 0 {
+				t.Errorf("broken %v, up %d, down %d; want %v, %d, 0", oe.Broken, oe.Up, oe.Down, send, want)
+			}
+			if got := OffloadFallbacks()[FallbackMapsFull]; got != before+1 {
+				t.Errorf("fallbacks counted %d, want %d", got, before+1)
+			}
+			o, _ := loadOffloader()
+			var c sockCount
+			var fd uint32
+			for _, s := range []int{cfd, ufd} {
+				k, err := keyOf(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if o.counters.Lookup(&k, &c) == nil || o.targets.Lookup(&k, &fd) == nil || o.verdict.Lookup(&k, &fd) == nil {
+					t.Errorf("the maps still hold %x", k)
+				}
+			}
+		})
+	}
+}

@@ -186,3 +186,26 @@ func TestResetAfterHalfCloseIsPropagated(t *testing.T) {
 			"(client→upstream shut: %v, upstream readable: %v); the upstream was not told", up, down)
 	}
 }
+
+// A read that stopped short at an urgent mark leaves the segment behind
+// the mark queued and read in part. A duplex that has not yet seen the
+// mark's EPOLLPRI must not call itself quiet: an offload would then send
+// that segment again from its start.
+func TestQuietNotAtUrgentMark(t *testing.T) {
+	x := newDriven(t, defaultPipeSize, defaultMaxPipes, defaultBufSize, 16)
+	x.batch(t)
+	if !x.d.Quiet() {
+		t.Fatal("not quiet after a batch was delivered in full")
+	}
+	sendWithUrgent(t, x.client, x.d.h[0].src, false)
+	x.d.Ready(Client, unix.EPOLLIN) // its EPOLLPRI not yet seen
+	if st := x.d.Pump(); st != Running {
+		t.Fatalf("Pump: %s (%v)", statusName(st), x.d.Err())
+	}
+	if x.d.h[0].readable {
+		t.Fatal("setup: the read did not stop short at the urgent mark")
+	}
+	if x.d.Quiet() {
+		t.Fatal("quiet with the bytes behind an urgent mark still queued")
+	}
+}

@@ -514,8 +514,13 @@ func resetOnClose(fd int) {
 // in duplex.OffloadFallbacks and logged the first time).
 func (s *stream) offload(ev uint32) bool {
 	partial := s.env.Handshake != nil && s.env.Handshake.Proxy != 0 // a PROXY header was read
-	off, err := s.startOffload(partial)
-	if err != nil {
+	off, broken := s.startOffload(partial)
+	if broken {
+		s.dup.Init(s.w.pool, s.cfd, s.ufd) // holding nothing, and no bytes of its own
+		s.abandon()
+		return true
+	}
+	if off == nil {
 		return false
 	}
 	s.lastActive = s.w.loop.Now()
@@ -523,21 +528,35 @@ func (s *stream) offload(ev uint32) bool {
 	return true
 }
 
-// startOffload asks the kernel to take the stream's sockets; when it
-// cannot, the stream is not offered again, the reason is logged the first
-// time and the bytes the attempt moved are counted.
-func (s *stream) startOffload(partial bool) (*duplex.Offload, error) {
+// startOffload asks the kernel to take the stream's sockets. When it
+// cannot (off nil), the stream is not offered again, the reason is logged
+// the first time and the bytes the attempt moved are counted; broken: the
+// kernel had begun to move bytes when it refused, and the stream must be
+// abandoned.
+func (s *stream) startOffload(partial bool) (off *duplex.Offload, broken bool) {
 	off, err := duplex.StartOffload(s.w.pool, s.cfd, s.ufd, partial)
-	if err != nil {
-		s.env.Offload = false
+	if err == nil {
+		return off, false
 	}
-	if oe, ok := err.(*duplex.OffloadError); ok {
-		if oe.First {
-			s.r.gen.p.log.Warn("offload: splicing instead", "server", s.env.Server.Label(), "reason", oe.Reason, "err", oe.Err)
-		}
-		s.env.Counters.AddBytes(oe.Up, 0)
+	s.env.Offload = false
+	var oe *duplex.OffloadError
+	if !errors.As(err, &oe) {
+		return nil, false
 	}
-	return off, err
+	if oe.First {
+		s.r.gen.p.log.Warn("offload: splicing instead", "server", s.env.Server.Label(), "reason", oe.Reason, "err", oe.Err)
+	}
+	s.env.Counters.AddBytes(oe.Up, oe.Down)
+	return nil, oe.Broken
+}
+
+// abandon ends an established stream whose bytes the kernel began to move
+// before it refused the stream: where they are is not known, so both ends
+// are reset rather than shut, which would pass the stream off as complete.
+func (s *stream) abandon() {
+	resetOnClose(s.cfd)
+	resetOnClose(s.ufd)
+	s.finish(server.ReasonReset)
 }
 
 // handOver makes off the stream's mover and registers its sockets anew
@@ -567,8 +586,12 @@ func (s *stream) promote() {
 	if s.batches < s.env.OffloadAfter || !s.dup.Quiet() {
 		return
 	}
-	off, err := s.startOffload(false)
-	if err != nil {
+	off, broken := s.startOffload(false)
+	if broken {
+		s.abandon()
+		return
+	}
+	if off == nil {
 		return
 	}
 	up, down := s.dup.Bytes()

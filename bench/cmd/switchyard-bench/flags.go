@@ -78,8 +78,11 @@ func (l *buildList) Set(v string) error {
 var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
 // validOffload is an -offload value's KIND, with offload_after after a
-// colon if given.
-var validOffload = regexp.MustCompile(`^[A-Za-z0-9_.-]+(:[0-9]+)?$`)
+// colon if given (a TOML integer: no leading zero).
+var validOffload = regexp.MustCompile(`^[A-Za-z0-9_.-]+(:(0|[1-9][0-9]*))?$`)
+
+// maxOffloadAfter is the router's bound on offload_after.
+const maxOffloadAfter = 10000
 
 // offloadList is the repeatable -offload flag: NAME=KIND pairs.
 type offloadList [][2]string
@@ -96,6 +99,11 @@ func (l *offloadList) Set(v string) error {
 	name, kind, ok := strings.Cut(v, "=")
 	if !ok || !validName.MatchString(name) || !validOffload.MatchString(kind) {
 		return fmt.Errorf("%q: want NAME=KIND or NAME=KIND:AFTER, as sockmap=sockmap or sockmap=sockmap:0", v)
+	}
+	if _, after, ok := strings.Cut(kind, ":"); ok {
+		if n, err := strconv.Atoi(after); err != nil || n > maxOffloadAfter {
+			return fmt.Errorf("%q: AFTER must be 0 to %d", v, maxOffloadAfter)
+		}
 	}
 	*l = append(*l, [2]string{name, kind})
 	return nil

@@ -23,6 +23,8 @@ func TestParseFlagsOffload(t *testing.T) {
 		{"-offload", "switchyard="},
 		{"-offload", "sockmap=sockmap:"},
 		{"-offload", "sockmap=sockmap:x"},
+		{"-offload", "sockmap=sockmap:08"},
+		{"-offload", "sockmap=sockmap:10001"},
 	} {
 		if _, err := parseFlags(args, noEnv, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q): no error", args)
