@@ -16,32 +16,27 @@ import (
 // EPOLLERR or EPOLLHUP, and failed when it reports either (ConnectError then
 // says why). An error here means the attempt failed at once; no fd is
 // returned then.
+//
+// Its system calls are raw, like the rest of a loop's: none of them
+// sleeps, and a connect(2) on loopback that ran the handshake in its
+// softirq no longer looks to the scheduler like a blocked syscall whose P
+// should be handed to another thread.
 func Dial(e *Endpoint, buf *SockaddrBuf) (int, error) {
-	sa := e.SockaddrInto(buf)
-	family := unix.AF_INET
-	if _, ok := sa.(*unix.SockaddrInet6); ok {
-		family = unix.AF_INET6
+	sa, n, family := e.rawSockaddrInto(buf)
+	fd, errno := netpoll.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if errno != 0 {
+		return -1, os.NewSyscallError("socket", errno)
 	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
-	if err != nil {
-		return -1, os.NewSyscallError("socket", err)
-	}
-	if e := netpoll.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); e != 0 {
+	if errno := netpoll.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); errno != 0 {
 		unix.Close(fd)
-		return -1, os.NewSyscallError("setsockopt", e)
+		return -1, os.NewSyscallError("setsockopt", errno)
 	}
-	for {
-		err = unix.Connect(fd, sa)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	switch err {
-	case nil, unix.EINPROGRESS, unix.EALREADY:
+	switch errno := netpoll.Connect(fd, sa, n); errno {
+	case 0, unix.EINPROGRESS, unix.EALREADY:
 		return fd, nil
 	default:
 		unix.Close(fd)
-		return -1, os.NewSyscallError("connect", err)
+		return -1, os.NewSyscallError("connect", errno)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -184,17 +185,36 @@ func TestSockaddr(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.addr, func(t *testing.T) {
 			e := New(netip.MustParseAddrPort(tt.addr), 1)
+			if got := e.Sockaddr(); !sameSockaddr(got, tt.want) {
+				t.Errorf("Sockaddr() = %#v, want %#v", got, tt.want)
+			}
 			var buf SockaddrBuf
-			for name, got := range map[string]unix.Sockaddr{
-				"Sockaddr":     e.Sockaddr(),
-				"SockaddrInto": e.SockaddrInto(&buf),
-			} {
-				if !sameSockaddr(got, tt.want) {
-					t.Errorf("%s() = %#v, want %#v", name, got, tt.want)
-				}
+			if got := fromRaw(e.rawSockaddrInto(&buf)); !sameSockaddr(got, tt.want) {
+				t.Errorf("rawSockaddrInto() = %#v, want %#v", got, tt.want)
 			}
 		})
 	}
+}
+
+// fromRaw decodes a raw socket address as the kernel reads it.
+func fromRaw(sa unsafe.Pointer, n uint32, family int) unix.Sockaddr {
+	switch {
+	case family == unix.AF_INET && n == unix.SizeofSockaddrInet4:
+		r := (*unix.RawSockaddrInet4)(sa)
+		p := (*[2]byte)(unsafe.Pointer(&r.Port))
+		if r.Family != unix.AF_INET {
+			return nil
+		}
+		return &unix.SockaddrInet4{Port: int(p[0])<<8 | int(p[1]), Addr: r.Addr}
+	case family == unix.AF_INET6 && n == unix.SizeofSockaddrInet6:
+		r := (*unix.RawSockaddrInet6)(sa)
+		p := (*[2]byte)(unsafe.Pointer(&r.Port))
+		if r.Family != unix.AF_INET6 {
+			return nil
+		}
+		return &unix.SockaddrInet6{Port: int(p[0])<<8 | int(p[1]), ZoneId: r.Scope_id, Addr: r.Addr}
+	}
+	return nil
 }
 
 func sameSockaddr(a, b unix.Sockaddr) bool {
@@ -209,25 +229,58 @@ func sameSockaddr(a, b unix.Sockaddr) bool {
 	return false
 }
 
-// TestSockaddrIntoConnect connects from several goroutines at once through
-// per-goroutine buffers; under -race it shows that unix.Connect's writes
-// into the address land only in each caller's own buffer.
-func TestSockaddrIntoConnect(t *testing.T) {
-	for _, addr := range []string{"127.0.0.1:1", "[::1]:1"} {
-		e := New(netip.MustParseAddrPort(addr), 1)
+// Dial reaches listeners on both loopbacks through the raw addresses it
+// encodes, port and all, from several goroutines at once, each with its own
+// buffer.
+func TestDial(t *testing.T) {
+	for _, network := range []string{"tcp4", "tcp6"} {
+		ln, err := net.Listen(network, map[string]string{"tcp4": "127.0.0.1:0", "tcp6": "[::1]:0"}[network])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		e := New(netip.MustParseAddrPort(ln.Addr().String()), 1)
+		const dials = 8
+		accepted := make(chan error, dials)
+		go func() {
+			for range dials {
+				c, err := ln.Accept()
+				if err == nil {
+					c.Close()
+				}
+				accepted <- err
+			}
+		}()
 		var wg sync.WaitGroup
-		for range 4 {
+		for range dials {
 			wg.Go(func() {
 				var buf SockaddrBuf
-				for range 10 {
-					// fd -1: the address is encoded, then the kernel says EBADF.
-					if err := unix.Connect(-1, e.SockaddrInto(&buf)); err != unix.EBADF {
-						t.Errorf("connect(-1, %v) = %v, want EBADF", addr, err)
-					}
+				fd, err := Dial(e, &buf)
+				if err != nil {
+					t.Errorf("Dial %v: %v", e.Addr, err)
+					accepted <- nil // nothing to accept for this one
+					return
+				}
+				defer unix.Close(fd)
+				pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+				if n, err := unix.Poll(pfd, 10_000); n != 1 || err != nil {
+					t.Errorf("connect to %v did not complete: %v", e.Addr, err)
+				} else if err := ConnectError(fd); err != nil {
+					t.Errorf("connect to %v: %v", e.Addr, err)
 				}
 			})
 		}
 		wg.Wait()
+		for range dials {
+			select {
+			case err := <-accepted:
+				if err != nil {
+					t.Fatalf("accept: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%v: not every dial reached the listener", e.Addr)
+			}
+		}
 	}
 }
 
@@ -312,7 +365,7 @@ func TestAllocations(t *testing.T) {
 		e.Failed(now, policy)
 		e.Succeeded()
 		sink = e.Sockaddr()
-		sink = e.SockaddrInto(&buf)
+		_, _, _ = e.rawSockaddrInto(&buf)
 		e.Release()
 	})
 	_ = sink

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,32 +16,39 @@ import (
 //
 // Do not pass it to unix.Connect (or Bind, Sendto, ...) from more than one
 // goroutine: those functions write the kernel's form of the address into the
-// struct they are given, so concurrent calls race. Event loops use
-// SockaddrInto instead.
+// struct they are given, so concurrent calls race. Event loops dial with
+// Dial and a SockaddrBuf of their own instead.
 func (e *Endpoint) Sockaddr() unix.Sockaddr { return e.sa }
 
-// SockaddrBuf is scratch space for one event loop's socket addresses. The
-// zero value is ready to use; it must not be copied or shared between
-// goroutines.
+// SockaddrBuf is scratch space for one event loop's socket addresses, in
+// the kernel's form. The zero value is ready to use; it must not be copied
+// or shared between goroutines.
 type SockaddrBuf struct {
-	v4 unix.SockaddrInet4
-	v6 unix.SockaddrInet6
+	raw4 unix.RawSockaddrInet4
+	raw6 unix.RawSockaddrInet6
 }
 
-// SockaddrInto copies the endpoint's socket address into buf and returns a
-// pointer into buf, which stays valid until the next SockaddrInto with the
-// same buf. Unlike Sockaddr, the result may be handed to unix.Connect: only
-// buf's owner writes to it. It does not allocate.
-func (e *Endpoint) SockaddrInto(buf *SockaddrBuf) unix.Sockaddr {
+// rawSockaddrInto writes the endpoint's socket address into buf in the
+// kernel's form, for a raw connect(2), and returns it with its length and
+// family. It does not allocate.
+func (e *Endpoint) rawSockaddrInto(buf *SockaddrBuf) (sa unsafe.Pointer, n uint32, family int) {
 	switch sa := e.sa.(type) {
 	case *unix.SockaddrInet4:
-		buf.v4 = unix.SockaddrInet4{Port: sa.Port, Addr: sa.Addr}
-		return &buf.v4
+		buf.raw4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: sa.Addr}
+		putPort(&buf.raw4.Port, sa.Port)
+		return unsafe.Pointer(&buf.raw4), unix.SizeofSockaddrInet4, unix.AF_INET
 	case *unix.SockaddrInet6:
-		buf.v6 = unix.SockaddrInet6{Port: sa.Port, ZoneId: sa.ZoneId, Addr: sa.Addr}
-		return &buf.v6
+		buf.raw6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Scope_id: sa.ZoneId, Addr: sa.Addr}
+		putPort(&buf.raw6.Port, sa.Port)
+		return unsafe.Pointer(&buf.raw6), unix.SizeofSockaddrInet6, unix.AF_INET6
 	}
-	return nil
+	return nil, 0, 0
+}
+
+// putPort stores port in network byte order.
+func putPort(p *uint16, port int) {
+	b := (*[2]byte)(unsafe.Pointer(p))
+	b[0], b[1] = byte(port>>8), byte(port)
 }
 
 // sockaddr builds the socket address for ap. IPv4-mapped IPv6 addresses

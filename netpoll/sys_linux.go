@@ -34,6 +34,22 @@ func Recv(fd int, p []byte, flags int) (int, unix.Errno) {
 		uintptr(flags|unix.MSG_DONTWAIT), 0, 0)
 }
 
+// Socket is socket(2). Pass SOCK_NONBLOCK|SOCK_CLOEXEC in typ.
+func Socket(family, typ, proto int) (int, unix.Errno) {
+	return retry(unix.SYS_SOCKET, uintptr(family), uintptr(typ), uintptr(proto), 0, 0, 0)
+}
+
+// Connect is connect(2) of a non-blocking socket to the raw address sa of
+// n bytes (a unix.RawSockaddrInet4 or RawSockaddrInet6), which the kernel
+// only reads. It never sleeps, but on loopback it runs the peer's side of
+// the handshake in its softirq: tens of µs in which the loop keeps its P,
+// as it would doing that work anywhere else. EINPROGRESS is the usual
+// answer; EALREADY after an interrupted call means the same.
+func Connect(fd int, sa unsafe.Pointer, n uint32) unix.Errno {
+	_, e := retry(unix.SYS_CONNECT, uintptr(fd), uintptr(sa), uintptr(n), 0, 0, 0)
+	return e
+}
+
 // Shutdown is shutdown(2).
 func Shutdown(fd, how int) unix.Errno {
 	_, e := retry(unix.SYS_SHUTDOWN, uintptr(fd), uintptr(how), 0, 0, 0, 0)
