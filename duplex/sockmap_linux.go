@@ -94,9 +94,13 @@ func loadOffloader() (*offloader, error) {
 	return offloadState, offloadErr
 }
 
-func newOffloader() (*offloader, error) {
+func newOffloader() (_ *offloader, err error) {
 	o := &offloader{}
-	var err error
+	defer func() {
+		if err != nil {
+			o.close() // what was made before the failure: its fds
+		}
+	}()
 	sockhash := func() (*ebpf.Map, error) {
 		return ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.SockHash, KeySize: 16, ValueSize: 4, MaxEntries: offloadMaxSockets})
 	}
@@ -133,6 +137,19 @@ func newOffloader() (*offloader, error) {
 	}
 	o.clockBase = ts.Nano() - netpoll.Monotonic()
 	return o, nil
+}
+
+// close releases the maps and program of an offloader that could not be
+// completed (a complete one lives as long as the process).
+func (o *offloader) close() {
+	for _, m := range []*ebpf.Map{o.targets, o.verdict, o.counters} {
+		if m != nil {
+			_ = m.Close()
+		}
+	}
+	if o.prog != nil {
+		_ = o.prog.Close()
+	}
 }
 
 // OffloadSupported reports why streams cannot be offloaded here (no root,

@@ -568,7 +568,7 @@ func (s *stream) handOver(off *duplex.Offload, clientEv, upstreamEv uint32) {
 	s.off = off
 	_ = s.w.loop.Modify(s.cfd, duplex.OffloadEvents)
 	_ = s.w.loop.Modify(s.ufd, duplex.OffloadEvents)
-	const hangups = netpoll.EventErr | netpoll.EventHup | unix.EPOLLRDHUP
+	const hangups = netpoll.EventErr | netpoll.EventHup | netpoll.EventRdHup
 	off.Ready(duplex.Client, clientEv&hangups)
 	off.Ready(duplex.Upstream, upstreamEv&hangups)
 	s.pumpOffload()
