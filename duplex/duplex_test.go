@@ -260,40 +260,40 @@ func randomBytes(tb testing.TB, n int) []byte {
 // finished having counted it.
 func (r *rig) exchange(t *testing.T, up, down []byte, chunk int) {
 	t.Helper()
-	type result struct {
-		what string
-		got  []byte
-		err  error
-	}
-	results := make(chan result, 4)
-	go func() { results <- result{what: "client write", err: send(r.client, up, chunk)} }()
-	go func() { results <- result{what: "server write", err: send(r.server, down, chunk)} }()
-	go func() { got, err := readAll(r.server); results <- result{"server read", got, err} }()
-	go func() { got, err := readAll(r.client); results <- result{"client read", got, err} }()
-	for i := 0; i < 4; i++ {
-		res := <-results
-		if res.err != nil {
-			t.Errorf("%s: %v", res.what, res.err)
-		}
-		var want []byte
-		switch res.what {
-		case "server read":
-			want = up
-		case "client read":
-			want = down
-		default:
-			continue
-		}
-		if sha256.Sum256(res.got) != sha256.Sum256(want) {
-			t.Errorf("%s: got %d bytes, want %d, hashes differ", res.what, len(res.got), len(want))
-		}
-	}
+	exchangeEnds(t, r.client, r.server, up, down, chunk)
 	c := r.wait(t)
 	if c.status != Finished {
 		t.Fatalf("status %s (%v), want Finished", statusName(c.status), c.err)
 	}
 	if c.up != uint64(len(up)) || c.down != uint64(len(down)) {
 		t.Errorf("Bytes() = %d up, %d down; want %d, %d", c.up, c.down, len(up), len(down))
+	}
+}
+
+// exchangeEnds sends up client → server and down server → client at once,
+// in writes of chunk bytes, each followed by a half-close, and checks that
+// each end received exactly what the other sent.
+func exchangeEnds(t *testing.T, client, server *net.TCPConn, up, down []byte, chunk int) {
+	t.Helper()
+	type result struct {
+		what string
+		got  []byte
+		err  error
+	}
+	results := make(chan result, 4)
+	go func() { results <- result{what: "client write", err: send(client, up, chunk)} }()
+	go func() { results <- result{what: "server write", err: send(server, down, chunk)} }()
+	go func() { got, err := readAll(server); results <- result{"server read", got, err} }()
+	go func() { got, err := readAll(client); results <- result{"client read", got, err} }()
+	for range 4 {
+		res := <-results
+		if res.err != nil {
+			t.Errorf("%s: %v", res.what, res.err)
+		}
+		want := map[string][]byte{"server read": up, "client read": down}[res.what]
+		if want != nil && sha256.Sum256(res.got) != sha256.Sum256(want) {
+			t.Errorf("%s: got %d bytes, want %d, hashes differ", res.what, len(res.got), len(want))
+		}
 	}
 }
 

@@ -2,7 +2,6 @@ package duplex
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -168,6 +167,14 @@ func (r *offRig) wait(t *testing.T) {
 	}
 }
 
+// ends returns the outer end on side s's side of the proxy, and the other.
+func (r *offRig) ends(s Side) (this, other *net.TCPConn) {
+	if s == Upstream {
+		return r.server, r.client
+	}
+	return r.client, r.server
+}
+
 func (r *offRig) running() bool {
 	select {
 	case <-r.done:
@@ -182,27 +189,7 @@ func TestOffloadBothWays(t *testing.T) {
 	for _, chunk := range []int{100, 64 << 10, size} {
 		t.Run(fmt.Sprintf("writes of %d bytes", chunk), func(t *testing.T) {
 			r := newOffRig(t, nil)
-			up, down := randomBytes(t, size), randomBytes(t, size)
-			type result struct {
-				what string
-				got  []byte
-				err  error
-			}
-			results := make(chan result, 4)
-			go func() { results <- result{what: "client write", err: send(r.client, up, chunk)} }()
-			go func() { results <- result{what: "server write", err: send(r.server, down, chunk)} }()
-			go func() { got, err := readAll(r.server); results <- result{"server read", got, err} }()
-			go func() { got, err := readAll(r.client); results <- result{"client read", got, err} }()
-			for range 4 {
-				res := <-results
-				if res.err != nil {
-					t.Errorf("%s: %v", res.what, res.err)
-				}
-				want := map[string][]byte{"server read": up, "client read": down}[res.what]
-				if want != nil && sha256.Sum256(res.got) != sha256.Sum256(want) {
-					t.Errorf("%s: got %d bytes, want %d, hashes differ", res.what, len(res.got), len(want))
-				}
-			}
+			exchangeEnds(t, r.client, r.server, randomBytes(t, size), randomBytes(t, size), chunk)
 			r.wait(t)
 			if r.status != Finished {
 				t.Fatalf("status %s (%v), want Finished", statusName(r.status), r.err)
@@ -253,10 +240,7 @@ func TestOffloadHalfClose(t *testing.T) {
 	for _, first := range []Side{Client, Upstream} {
 		t.Run(first.String()+" closes first", func(t *testing.T) {
 			r := newOffRig(t, nil)
-			closer, peer := r.client, r.server
-			if first == Upstream {
-				closer, peer = r.server, r.client
-			}
+			closer, peer := r.ends(first)
 			request := randomBytes(t, 1<<20)
 			go func() { _ = send(closer, request, 64<<10) }()
 			if got, err := readAll(peer); err != nil || !bytes.Equal(got, request) {
@@ -290,10 +274,7 @@ func TestOffloadReset(t *testing.T) {
 	for _, reset := range []Side{Client, Upstream} {
 		t.Run(reset.String()+" resets", func(t *testing.T) {
 			r := newOffRig(t, nil)
-			resetter, other := r.client, r.server
-			if reset == Upstream {
-				resetter, other = r.server, r.client
-			}
+			resetter, other := r.ends(reset)
 			if err := exchangeOne(resetter, other); err != nil {
 				t.Fatal(err)
 			}

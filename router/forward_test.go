@@ -115,6 +115,15 @@ func TestConcurrentStreams(t *testing.T) {
 }
 
 func TestHalfClose(t *testing.T) {
+	halfClose(t, nil)
+}
+
+// halfClose sends a request through a proxy of testConfig (changed by
+// cfgMod, if not nil) and half-closes; the backend answers after that EOF.
+// It checks the answer, and the bytes counted once the stream ended, and
+// returns the proxy.
+func halfClose(t *testing.T, cfgMod func(*Config)) *testProxy {
+	t.Helper()
 	b := startBackend(t, func(c *net.TCPConn) {
 		// Read the whole request, then answer after the client's EOF.
 		req, err := io.ReadAll(c)
@@ -124,7 +133,11 @@ func TestHalfClose(t *testing.T) {
 		_, _ = c.Write(bytes.ToUpper(req))
 		_, _ = c.Write([]byte(" done"))
 	})
-	p := startProxy(t, testConfig(b.addr))
+	cfg := testConfig(b.addr)
+	if cfgMod != nil {
+		cfgMod(cfg)
+	}
+	p := startProxy(t, cfg)
 	c := dial(t, p.addr)
 	req := bytes.Repeat([]byte("hello switchyard "), 10000)
 	if _, err := c.Write(req); err != nil {
@@ -142,7 +155,11 @@ func TestHalfClose(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("got %d bytes, want %d", len(got), len(want))
 	}
-	waitEnded(t, p.srv, server.ReasonEOF, 1)
+	st := waitEnded(t, p.srv, server.ReasonEOF, 1)
+	if st.BytesUp != uint64(len(req)) || st.BytesDown != uint64(len(want)) {
+		t.Errorf("bytes up/down = %d/%d, want %d/%d", st.BytesUp, st.BytesDown, len(req), len(want))
+	}
+	return p
 }
 
 func TestUpstreamResetPropagates(t *testing.T) {
@@ -412,7 +429,7 @@ func TestMaxConnections(t *testing.T) {
 
 func TestNoLeaksAfter10000Connections(t *testing.T) {
 	b := startBackend(t, echo)
-	fds0, gr0 := openFDs(t), goroutines()
+	fds0, gr0 := openFDs(t, ""), goroutines()
 	p, err := Start(testConfig(b.addr), discardLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -468,6 +485,6 @@ func TestNoLeaksAfter10000Connections(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Backend connections close asynchronously after the proxy's FINs.
-	waitFor(t, "fds back to the baseline", 10*time.Second, func() bool { return openFDs(t) <= fds0 })
+	waitFor(t, "fds back to the baseline", 10*time.Second, func() bool { return openFDs(t, "") <= fds0 })
 	waitFor(t, "goroutines back to the baseline", 10*time.Second, func() bool { return goroutines() <= gr0 })
 }

@@ -268,20 +268,7 @@ func TestReloadKeepsCountersOfARouteUnchanged(t *testing.T) {
 
 // socketFDs counts this process's open sockets: the descriptors a reload
 // would leak, not the splice pipes the loops pool as traffic needs them.
-func socketFDs(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range ents {
-		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(target, "socket:") {
-			n++
-		}
-	}
-	return n
-}
+func socketFDs(t testing.TB) int { return openFDs(t, "socket:") }
 
 func live(p *testProxy) int { return p.liveGenerations() }
 

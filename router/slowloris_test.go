@@ -32,7 +32,7 @@ func TestSlowlorisHandshakesCostNoGoroutines(t *testing.T) {
 		t.Fatalf("a.test reached %q", got)
 	}
 	settle(t, p)
-	fds, g := openFDs(t), goroutines()
+	fds, g := openFDs(t, ""), goroutines()
 
 	// The silent clients are bare sockets, connected with blocking
 	// syscalls: quick to make by the thousand, well within
@@ -87,7 +87,7 @@ func TestSlowlorisHandshakesCostNoGoroutines(t *testing.T) {
 	if st := p.srv.Stats(); st.Accepted != n+1 || st.Ended[server.ReasonHandshakeTimeout] != 0 {
 		t.Fatalf("%d accepted (want %d), ended %v, once %d silent clients were open", st.Accepted, n+1, st.Ended, n)
 	}
-	fdsOpen, gOpen := openFDs(t), goroutines()
+	fdsOpen, gOpen := openFDs(t, ""), goroutines()
 	t.Logf("%d silent clients dialed in %v, accepted by %v; fds %d -> %d, goroutines %d -> %d",
 		n, dialed, accepted, fds, fdsOpen, g, gOpen)
 	if gOpen > g+50 {
@@ -153,7 +153,7 @@ func TestSlowlorisHandshakesCostNoGoroutines(t *testing.T) {
 		}
 	}
 	closeAll()
-	waitFor(t, "the descriptors back", e2eWait, func() bool { return openFDs(t) <= fds+5 })
+	waitFor(t, "the descriptors back", e2eWait, func() bool { return openFDs(t, "") <= fds+5 })
 	waitFor(t, "the goroutines back", e2eWait, func() bool { return goroutines() <= g+5 })
-	t.Logf("fds back to %d, goroutines %d", openFDs(t), goroutines())
+	t.Logf("fds back to %d, goroutines %d", openFDs(t, ""), goroutines())
 }

@@ -2,7 +2,6 @@ package router
 
 import (
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -93,20 +92,7 @@ func TestResetWaiterLeavesTheOthers(t *testing.T) {
 }
 
 // eventfds counts the process's eventfd descriptors: each loop has one.
-func eventfds(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range ents {
-		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && l == "anon_inode:[eventfd]" {
-			n++
-		}
-	}
-	return n
-}
+func eventfds(t *testing.T) int { return openFDs(t, "anon_inode:[eventfd]") }
 
 // closeProbe is an interpreter that, when closed, records how many loop
 // eventfds are still open: its watches may still be delivering answers
