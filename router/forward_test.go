@@ -326,8 +326,20 @@ func TestConnectAttemptTimeoutMovesOn(t *testing.T) {
 }
 
 func TestIdleTimeout(t *testing.T) {
+	idleTimeout(t, nil)
+}
+
+// idleTimeout runs a proxy of testConfig (changed by cfgMod, if not nil)
+// with a 300 ms idle timeout: a stream that talks every 100 ms for a
+// second stays open, then falls silent and is closed once the timeout
+// passed, with its 40 bytes each way counted.
+func idleTimeout(t *testing.T, cfgMod func(*Config)) {
+	t.Helper()
 	b := startBackend(t, echo)
 	cfg := testConfig(b.addr)
+	if cfgMod != nil {
+		cfgMod(cfg)
+	}
 	cfg.Routers[0].Servers[0].IdleTimeout = 300 * time.Millisecond
 	p := startProxy(t, cfg)
 
@@ -354,7 +366,10 @@ func TestIdleTimeout(t *testing.T) {
 	if d := time.Since(start); d < 250*time.Millisecond {
 		t.Errorf("idle stream closed after %v, before its 300ms timeout", d)
 	}
-	waitEnded(t, p.srv, server.ReasonIdleTimeout, 1)
+	st := waitEnded(t, p.srv, server.ReasonIdleTimeout, 1)
+	if st.BytesUp != 40 || st.BytesDown != 40 {
+		t.Errorf("bytes up/down = %d/%d, want 40/40", st.BytesUp, st.BytesDown)
+	}
 }
 
 func TestLifetime(t *testing.T) {

@@ -294,34 +294,7 @@ func TestOffloadResetPropagates(t *testing.T) {
 // A stream busier than its idle timeout stays open, with no byte batch
 // waking the loop; a silent one is closed once the timeout has passed.
 func TestOffloadIdleTimeout(t *testing.T) {
-	b := startBackend(t, echo)
-	cfg := offloaded(t, testConfig(b.addr))
-	cfg.Routers[0].Servers[0].IdleTimeout = 300 * time.Millisecond
-	p := startProxy(t, cfg)
-	busy := dial(t, p.addr)
-	var buf [4]byte
-	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
-		time.Sleep(100 * time.Millisecond) // the traffic pattern under test
-		if _, err := busy.Write([]byte("ping")); err != nil {
-			t.Fatal(err)
-		}
-		_ = busy.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.ReadFull(busy, buf[:]); err != nil {
-			t.Fatalf("busy stream closed: %v", err)
-		}
-	}
-	start := time.Now()
-	if got := p.srv.Stats().Ended[server.ReasonIdleTimeout]; got != 0 {
-		t.Fatalf("busy stream idled out")
-	}
-	_ = expectClosed(t, busy, 5*time.Second)
-	if d := time.Since(start); d < 250*time.Millisecond {
-		t.Errorf("idle stream closed after %v, before its 300ms timeout", d)
-	}
-	st := waitEnded(t, p.srv, server.ReasonIdleTimeout, 1)
-	if st.BytesUp != 40 || st.BytesDown != 40 {
-		t.Errorf("bytes up/down = %d/%d, want 40/40", st.BytesUp, st.BytesDown)
-	}
+	idleTimeout(t, func(c *Config) { offloaded(t, c) })
 }
 
 func TestOffloadLifetime(t *testing.T) {
