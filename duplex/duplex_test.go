@@ -113,6 +113,16 @@ func (c *conn) pump() {
 	}
 }
 
+// resetPeerOf sets a zero linger on the socket opposite the failed side,
+// so that closing it resets the peer, as the router does.
+func resetPeerOf(failed Side, cfd, ufd int) {
+	peer := cfd
+	if failed == Client {
+		peer = ufd
+	}
+	_ = unix.SetsockoptLinger(peer, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
+}
+
 func (c *conn) finish(st Status) {
 	if c.closed {
 		return
@@ -120,11 +130,7 @@ func (c *conn) finish(st Status) {
 	c.closed = true
 	c.status, c.err, c.failed = st, c.d.Err(), c.d.FailedSide()
 	if st == Failed {
-		peer := c.cfd
-		if c.failed == Client {
-			peer = c.ufd
-		}
-		_ = unix.SetsockoptLinger(peer, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
+		resetPeerOf(c.failed, c.cfd, c.ufd)
 	}
 	c.up, c.down = c.d.Bytes()
 	c.d.Release()

@@ -72,11 +72,7 @@ func (r *offRig) finish(st Status) {
 	r.loop.Cancel(&r.timer)
 	r.status, r.err, r.failed = st, r.off.Err(), r.off.FailedSide()
 	if st == Failed {
-		peer := r.cfd
-		if r.failed == Client {
-			peer = r.ufd
-		}
-		_ = unix.SetsockoptLinger(peer, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
+		resetPeerOf(r.failed, r.cfd, r.ufd)
 	}
 	r.up, r.down = r.off.Stop()
 	_ = r.loop.Close(r.cfd)

@@ -162,7 +162,15 @@ func halfClose(t *testing.T, cfgMod func(*Config)) *testProxy {
 	return p
 }
 
-func TestUpstreamResetPropagates(t *testing.T) {
+func TestUpstreamResetPropagates(t *testing.T) { upstreamReset(t, nil) }
+
+func TestClientResetPropagates(t *testing.T) { clientReset(t, nil) }
+
+// upstreamReset runs a proxy of testConfig (changed by cfgMod, if not nil)
+// in front of a backend that resets the stream after its first byte: the
+// client sees the reset, and the stream ends for that reason.
+func upstreamReset(t *testing.T, cfgMod func(*Config)) {
+	t.Helper()
 	b := startBackend(t, func(c *net.TCPConn) {
 		var one [1]byte
 		if _, err := io.ReadFull(c, one[:]); err != nil {
@@ -170,7 +178,11 @@ func TestUpstreamResetPropagates(t *testing.T) {
 		}
 		_ = c.SetLinger(0)
 	})
-	p := startProxy(t, testConfig(b.addr))
+	cfg := testConfig(b.addr)
+	if cfgMod != nil {
+		cfgMod(cfg)
+	}
+	p := startProxy(t, cfg)
 	c := dial(t, p.addr)
 	if _, err := c.Write([]byte("x")); err != nil {
 		t.Fatal(err)
@@ -181,7 +193,10 @@ func TestUpstreamResetPropagates(t *testing.T) {
 	waitEnded(t, p.srv, server.ReasonReset, 1)
 }
 
-func TestClientResetPropagates(t *testing.T) {
+// clientReset is upstreamReset the other way: the client resets once the
+// backend has its first byte, and the backend sees the reset.
+func clientReset(t *testing.T, cfgMod func(*Config)) {
+	t.Helper()
 	gotByte := make(chan struct{})
 	gotErr := make(chan error, 1)
 	b := startBackend(t, func(c *net.TCPConn) {
@@ -195,7 +210,11 @@ func TestClientResetPropagates(t *testing.T) {
 		_, err := io.Copy(io.Discard, c)
 		gotErr <- err
 	})
-	p := startProxy(t, testConfig(b.addr))
+	cfg := testConfig(b.addr)
+	if cfgMod != nil {
+		cfgMod(cfg)
+	}
+	p := startProxy(t, cfg)
 	c := dial(t, p.addr)
 	if _, err := c.Write([]byte("x")); err != nil {
 		t.Fatal(err)

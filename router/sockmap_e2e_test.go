@@ -244,51 +244,8 @@ func TestOffloadHalfClose(t *testing.T) {
 }
 
 func TestOffloadResetPropagates(t *testing.T) {
-	t.Run("upstream resets", func(t *testing.T) {
-		b := startBackend(t, func(c *net.TCPConn) {
-			var one [1]byte
-			if _, err := io.ReadFull(c, one[:]); err != nil {
-				return
-			}
-			_ = c.SetLinger(0)
-		})
-		p := startProxy(t, offloaded(t, testConfig(b.addr)))
-		c := dial(t, p.addr)
-		if _, err := c.Write([]byte("x")); err != nil {
-			t.Fatal(err)
-		}
-		if err := expectClosed(t, c, 10*time.Second); !isReset(err) {
-			t.Fatalf("client read: %v, want connection reset", err)
-		}
-		waitEnded(t, p.srv, server.ReasonReset, 1)
-	})
-	t.Run("client resets", func(t *testing.T) {
-		gotByte := make(chan struct{})
-		gotErr := make(chan error, 1)
-		b := startBackend(t, func(c *net.TCPConn) {
-			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			var one [1]byte
-			if _, err := io.ReadFull(c, one[:]); err != nil {
-				gotErr <- err
-				return
-			}
-			close(gotByte)
-			_, err := io.Copy(io.Discard, c)
-			gotErr <- err
-		})
-		p := startProxy(t, offloaded(t, testConfig(b.addr)))
-		c := dial(t, p.addr)
-		if _, err := c.Write([]byte("x")); err != nil {
-			t.Fatal(err)
-		}
-		<-gotByte
-		_ = c.SetLinger(0)
-		c.Close()
-		if err := <-gotErr; !isReset(err) {
-			t.Fatalf("backend read: %v, want connection reset", err)
-		}
-		waitEnded(t, p.srv, server.ReasonReset, 1)
-	})
+	t.Run("upstream resets", func(t *testing.T) { upstreamReset(t, func(c *Config) { offloaded(t, c) }) })
+	t.Run("client resets", func(t *testing.T) { clientReset(t, func(c *Config) { offloaded(t, c) }) })
 }
 
 // A stream busier than its idle timeout stays open, with no byte batch
