@@ -139,8 +139,9 @@ func (d *Duplex) FailedSide() Side { return d.failed }
 // Bytes returns the bytes delivered client → upstream and upstream → client.
 func (d *Duplex) Bytes() (up, down uint64) { return d.h[0].delivered, d.h[1].delivered }
 
-// Release gives back the pipes d holds: empty ones to the pool, ones still
-// holding bytes (the connection is being torn down) are destroyed.
+// Release destroys the pipes d still holds, each one holding bytes (the
+// connection is being torn down): a pipe goes back to the pool as soon as
+// it is emptied.
 func (d *Duplex) Release() {
 	for i := range d.h {
 		h := &d.h[i]

@@ -62,7 +62,7 @@ var (
 	offloadedDesc = prometheus.NewDesc(namespace+"_offloaded_streams_total",
 		"Streams whose bytes the kernel moved (offload = \"sockmap\"), in this process.", nil, nil)
 	offloadFallbacksDesc = prometheus.NewDesc(namespace+"_offload_fallbacks_total",
-		"Streams of offload = \"sockmap\" servers spliced instead, by reason, in this process.", []string{"reason"}, nil)
+		"Streams of offload = \"sockmap\" servers the kernel did not take, by reason, in this process: spliced instead, or reset where it refused after moving bytes.", []string{"reason"}, nil)
 	buildDesc = prometheus.NewDesc(namespace+"_build_info",
 		"Always 1: the version of Switchyard and of Go it was built with.", []string{"version", "goversion"}, nil)
 )

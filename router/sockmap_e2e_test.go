@@ -251,7 +251,12 @@ func TestOffloadResetPropagates(t *testing.T) {
 // A stream busier than its idle timeout stays open, with no byte batch
 // waking the loop; a silent one is closed once the timeout has passed.
 func TestOffloadIdleTimeout(t *testing.T) {
-	idleTimeout(t, func(c *Config) { offloaded(t, c) })
+	t.Run("at connect", func(t *testing.T) { idleTimeout(t, func(c *Config) { offloaded(t, c) }) })
+	// Promoted after two batches: the idle clock goes on from the
+	// spliced batches to the kernel's.
+	t.Run("promoted", func(t *testing.T) {
+		idleTimeout(t, func(c *Config) { offloaded(t, c).Routers[0].Servers[0].OffloadAfter = 2 })
+	})
 }
 
 func TestOffloadLifetime(t *testing.T) {
@@ -332,5 +337,52 @@ func TestOffloadAfterProxyHeader(t *testing.T) {
 	st := waitEnded(t, p.srv, server.ReasonEOF, 1)
 	if want := uint64(len(payload) + len(more)); st.BytesUp != want || st.BytesDown != want {
 		t.Errorf("bytes up/down = %d/%d, want %d each", st.BytesUp, st.BytesDown, want)
+	}
+}
+
+// Bytes that StartOffload moved itself (those after a PROXY header) before
+// the kernel declined the stream are in its access line and in the
+// server's counts. A client that half-closes right after its first bytes
+// is declined (its socket is no longer ESTABLISHED), once its FIN is in by
+// the time the upstream connects; one that waits for its echo first is
+// offloaded.
+func TestOffloadDeclinedBytesCounted(t *testing.T) {
+	b := startBackend(t, echo)
+	p, path := startAccessProxy(t, offloaded(t, proxyConfig(b.addr, "127.0.0.1:0", "v2", "", "127.0.0.0/8"), duplex.FallbackState))
+	payload := []byte("after the header, in the same segment")
+	conn := func(closeFirst bool) {
+		c := dial(t, p.addr)
+		_ = c.SetDeadline(time.Now().Add(e2eWait))
+		if _, err := c.Write(append(server.AppendProxy(nil, server.ProxyV2, hdrSrc4, hdrDst4), payload...)); err != nil {
+			t.Fatal(err)
+		}
+		if closeFirst {
+			_ = c.CloseWrite()
+		} else if _, err := io.ReadFull(c, make([]byte, len(payload))); err != nil {
+			t.Fatal(err)
+		} else {
+			_ = c.CloseWrite()
+		}
+		if _, err := io.ReadAll(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn(false)
+	declined := duplex.OffloadFallbacks()[duplex.FallbackState]
+	n := 1
+	for ; n <= 20 && duplex.OffloadFallbacks()[duplex.FallbackState] == declined; n++ {
+		conn(true)
+	}
+	if duplex.OffloadFallbacks()[duplex.FallbackState] == declined {
+		t.Fatalf("no stream of %d declined", n-1)
+	}
+	st := waitEnded(t, p.srv, server.ReasonEOF, uint64(n))
+	if want := uint64(n * len(payload)); st.BytesUp != want || st.BytesDown != want {
+		t.Errorf("bytes up/down = %d/%d, want %d each", st.BytesUp, st.BytesDown, want)
+	}
+	for _, l := range accessLines(t, path, n) {
+		if l["bytes_up"] != float64(len(payload)) || l["bytes_down"] != float64(len(payload)) {
+			t.Errorf("access line bytes up/down = %v/%v, want %d each", l["bytes_up"], l["bytes_down"], len(payload))
+		}
 	}
 }

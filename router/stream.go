@@ -66,6 +66,7 @@ type stream struct {
 	timer        netpoll.Timer
 	dup          duplex.Duplex
 	off          *duplex.Offload // non-nil: the kernel moves the bytes, not dup
+	declined     [2]uint64       // bytes up, down moved by an offload the kernel then declined
 }
 
 // side is the netpoll.Handler of one of a stream's sockets.
@@ -312,14 +313,17 @@ func (s *stream) established(ev uint32) {
 	s.ep.Succeeded()
 	s.env.Counters.ObserveConnect(time.Duration(l.Now() - s.env.Accepted))
 	s.phase = phaseEstablished
-	if s.env.Offload && s.env.OffloadAfter == 0 && s.offload(ev) {
-		return
-	}
 	s.batches = 0
 	s.dup.Init(s.w.pool, s.cfd, s.ufd)
+	s.lastActive = l.Now()
+	if s.env.Offload && s.env.OffloadAfter == 0 {
+		partial := s.env.Handshake != nil && s.env.Handshake.Proxy != 0 // a PROXY header was read
+		if s.offload(partial, s.clientEvents, ev) {
+			return
+		}
+	}
 	s.dup.Ready(duplex.Client, s.clientEvents)
 	s.dup.Ready(duplex.Upstream, ev)
-	s.lastActive = l.Now()
 	s.armDeadline()
 	s.pump()
 }
@@ -389,13 +393,15 @@ func (s *stream) OnTimer(now int64) {
 			s.finish(server.ReasonLifetime)
 			return
 		}
-		if t := s.env.IdleTimeout; t > 0 && now >= s.lastActive+int64(t) && s.off != nil {
-			// The kernel moved the bytes: its counters say when.
-			s.lastActive = max(s.lastActive, s.off.LastActive())
-		}
-		if t := s.env.IdleTimeout; t > 0 && now >= s.lastActive+int64(t) {
-			s.finish(server.ReasonIdleTimeout)
-			return
+		if t := int64(s.env.IdleTimeout); t > 0 && now >= s.lastActive+t {
+			if s.off != nil {
+				// The kernel moved the bytes: its counters say when.
+				s.lastActive = max(s.lastActive, s.off.LastActive())
+			}
+			if now >= s.lastActive+t {
+				s.finish(server.ReasonIdleTimeout)
+				return
+			}
 		}
 		if s.off != nil && s.off.Draining() {
 			s.pumpOffload()
@@ -431,11 +437,12 @@ func (s *stream) finish(reason server.Reason) {
 	switch {
 	case s.phase == phaseEstablished && s.off != nil:
 		up, down = s.finishOffload(reason)
-		s.env.Counters.AddBytes(up, down)
 	case s.phase == phaseEstablished:
 		s.resetAtEnd(reason == server.ReasonReset, s.dup.FailedSide(), s.dup.Holding())
 		s.dup.Release()
 		up, down = s.dup.Bytes()
+	}
+	if up, down = up+s.declined[0], down+s.declined[1]; up|down != 0 {
 		s.env.Counters.AddBytes(up, down)
 	}
 	if a := s.r.gen.access; a != nil {
@@ -458,6 +465,7 @@ func (s *stream) finish(reason server.Reason) {
 	s.env = server.Envelope{}
 	s.sni, s.proxyDst, s.proxyRead = "", netip.AddrPort{}, false
 	clear(s.triedBuf[:])
+	s.declined = [2]uint64{}
 	s.tried = nil
 	srv.Done(counters, reason)
 	s.r.gen.streamEnded(l)
@@ -507,24 +515,32 @@ func resetOnClose(fd int) {
 	_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 }
 
-// offload hands the established stream's bytes to the kernel, and
-// registers its sockets anew for hang-ups and errors only, so the loop is
-// not woken per batch. It reports false, with nothing changed, when the
-// kernel cannot take the stream: then it is spliced (the reason is counted
-// in duplex.OffloadFallbacks and logged the first time).
-func (s *stream) offload(ev uint32) bool {
-	partial := s.env.Handshake != nil && s.env.Handshake.Proxy != 0 // a PROXY header was read
+// offload hands the established stream's bytes to the kernel, with the
+// bytes its duplex moved so far, and registers its sockets anew for
+// hang-ups and errors only, so the loop is not woken per batch. clientEv
+// and upstreamEv are events seen and not yet acted on; partial: a PROXY
+// header was read from the client. It reports false, with nothing changed,
+// when the kernel cannot take the stream: then it is spliced (the reason is
+// counted in duplex.OffloadFallbacks and logged the first time).
+func (s *stream) offload(partial bool, clientEv, upstreamEv uint32) bool {
 	off, broken := s.startOffload(partial)
 	if broken {
-		s.dup.Init(s.w.pool, s.cfd, s.ufd) // holding nothing, and no bytes of its own
 		s.abandon()
 		return true
 	}
 	if off == nil {
 		return false
 	}
-	s.lastActive = s.w.loop.Now()
-	s.handOver(off, s.clientEvents, ev)
+	off.Carry(s.dup.Bytes()) // the duplex holds no pipe: it was Quiet, or never ran
+	s.off = off
+	// Should Modify fail, readiness wakes the loop for nothing, and the
+	// offload works on.
+	_ = s.w.loop.Modify(s.cfd, duplex.OffloadEvents)
+	_ = s.w.loop.Modify(s.ufd, duplex.OffloadEvents)
+	const hangups = netpoll.EventErr | netpoll.EventHup | netpoll.EventRdHup
+	off.Ready(duplex.Client, clientEv&hangups)
+	off.Ready(duplex.Upstream, upstreamEv&hangups)
+	s.pumpOffload()
 	return true
 }
 
@@ -546,7 +562,7 @@ func (s *stream) startOffload(partial bool) (off *duplex.Offload, broken bool) {
 	if oe.First {
 		s.r.gen.p.log.Warn("offload: splicing instead", "server", s.env.Server.Label(), "reason", oe.Reason, "err", oe.Err)
 	}
-	s.env.Counters.AddBytes(oe.Up, oe.Down)
+	s.declined = [2]uint64{oe.Up, oe.Down}
 	return nil, oe.Broken
 }
 
@@ -557,21 +573,6 @@ func (s *stream) abandon() {
 	resetOnClose(s.cfd)
 	resetOnClose(s.ufd)
 	s.finish(server.ReasonReset)
-}
-
-// handOver makes off the stream's mover and registers its sockets anew
-// for hang-ups and errors only, so that the kernel's per-batch readiness
-// no longer wakes the loop (if that fails, readiness events wake it for
-// nothing, and the offload works on). clientEv and upstreamEv are events
-// already seen and not yet acted on.
-func (s *stream) handOver(off *duplex.Offload, clientEv, upstreamEv uint32) {
-	s.off = off
-	_ = s.w.loop.Modify(s.cfd, duplex.OffloadEvents)
-	_ = s.w.loop.Modify(s.ufd, duplex.OffloadEvents)
-	const hangups = netpoll.EventErr | netpoll.EventHup | netpoll.EventRdHup
-	off.Ready(duplex.Client, clientEv&hangups)
-	off.Ready(duplex.Upstream, upstreamEv&hangups)
-	s.pumpOffload()
 }
 
 // promote counts a batch the duplex moved and, from the OffloadAfter-th
@@ -586,18 +587,7 @@ func (s *stream) promote() {
 	if s.batches < s.env.OffloadAfter || !s.dup.Quiet() {
 		return
 	}
-	off, broken := s.startOffload(false)
-	if broken {
-		s.abandon()
-		return
-	}
-	if off == nil {
-		return
-	}
-	up, down := s.dup.Bytes()
-	s.dup.Release() // empty pipes, back to the pool
-	off.Carry(up, down)
-	s.handOver(off, 0, 0)
+	s.offload(false, 0, 0)
 }
 
 func (s *stream) pumpOffload() {
@@ -613,10 +603,13 @@ func (s *stream) pumpOffload() {
 
 // finishOffload takes an offloaded stream's sockets back from the kernel
 // before they are closed, resetting as finish does for a spliced one, and
-// returns its bytes.
+// returns its bytes. Holding is asked after Stop: until the sockets are out
+// of the maps the program may forward one more batch, which a full send
+// queue holds and the removal drops.
 func (s *stream) finishOffload(reason server.Reason) (up, down uint64) {
-	s.resetAtEnd(reason == server.ReasonReset, s.off.FailedSide(), reason != server.ReasonEOF && s.off.Holding())
 	up, down = s.off.Stop()
+	reset := reason == server.ReasonReset
+	s.resetAtEnd(reset, s.off.FailedSide(), !reset && reason != server.ReasonEOF && s.off.Holding())
 	s.off = nil
 	return up, down
 }
