@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -36,12 +37,57 @@ func loopbackPair(tb testing.TB) (outer *net.TCPConn, inner int) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer ln.Close()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	sa := &unix.SockaddrInet4{Port: ln.Addr().(*net.TCPAddr).Port, Addr: [4]byte{127, 0, 0, 1}}
+	return connectPair(tb, ln, unix.AF_INET, sa)
+}
+
+// mappedPair is loopbackPair over 127.0.0.1 as an IPv4-mapped IPv6
+// address, as a dual-stack listener accepts IPv4 clients: both ends are
+// AF_INET6 sockets.
+func mappedPair(tb testing.TB) (outer *net.TCPConn, inner int) {
+	tb.Helper()
+	mapped := [16]byte{10: 0xff, 11: 0xff, 12: 127, 15: 1}
+	lfd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	sa := &unix.SockaddrInet4{Port: ln.Addr().(*net.TCPAddr).Port, Addr: [4]byte{127, 0, 0, 1}}
+	err = unix.SetsockoptInt(lfd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
+	if err == nil {
+		err = unix.Bind(lfd, &unix.SockaddrInet6{Addr: mapped})
+	}
+	if err == nil {
+		err = unix.Listen(lfd, 1)
+	}
+	var port int
+	if err == nil {
+		var la unix.Sockaddr
+		if la, err = unix.Getsockname(lfd); err == nil {
+			port = la.(*unix.SockaddrInet6).Port
+		}
+	}
+	if err != nil {
+		unix.Close(lfd)
+		tb.Fatal(err)
+	}
+	f := os.NewFile(uintptr(lfd), "listener")
+	ln, err := net.FileListener(f) // a duplicate: f is closed here
+	f.Close()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return connectPair(tb, ln, unix.AF_INET6, &unix.SockaddrInet6{Port: port, Addr: mapped})
+}
+
+// connectPair connects a socket of family to sa, where ln listens, and
+// returns the accepted end as outer and the connecting one as inner; it
+// closes ln.
+func connectPair(tb testing.TB, ln net.Listener, family int, sa unix.Sockaddr) (outer *net.TCPConn, inner int) {
+	tb.Helper()
+	defer ln.Close()
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	err = unix.Connect(fd, sa) // blocking: established on return
 	if err == nil {
 		err = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)

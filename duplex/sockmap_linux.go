@@ -27,6 +27,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -81,18 +82,25 @@ type offloader struct {
 }
 
 var (
-	offloadOnce  sync.Once
-	offloadState *offloader
-	offloadErr   error
+	offloadMu    sync.Mutex
+	offloadState atomic.Pointer[offloader]
 )
 
 // loadOffloader makes the maps and the program once per process. The
 // router calls it (OffloadSupported) when it builds a configuration that
-// wants them, so that no event loop waits for the verifier.
+// wants them, so that no event loop waits for the verifier. A failure is
+// not kept: the next configuration (a reload, once the operator gave the
+// capability or raised the memlock limit) tries again. An event loop only
+// reads the pointer, and never makes an offloader itself: when the router
+// could not, its streams are spliced.
 func loadOffloader() (*offloader, error) {
-	offloadOnce.Do(func() { offloadState, offloadErr = newOffloader() })
-	return offloadState, offloadErr
+	if o := offloadState.Load(); o != nil {
+		return o, nil
+	}
+	return nil, errNoOffloader
 }
+
+var errNoOffloader = errors.New("the maps and program were not made: see the warning logged when the configuration was loaded")
 
 func newOffloader() (_ *offloader, err error) {
 	o := &offloader{}
@@ -155,8 +163,17 @@ func (o *offloader) close() {
 // OffloadSupported reports why streams cannot be offloaded here (no root,
 // a kernel without sockmap), or nil. It makes the maps and the program.
 func OffloadSupported() error {
-	_, err := loadOffloader()
-	return err
+	offloadMu.Lock()
+	defer offloadMu.Unlock()
+	if offloadState.Load() != nil {
+		return nil
+	}
+	o, err := newOffloader()
+	if err != nil {
+		return err
+	}
+	offloadState.Store(o)
+	return nil
 }
 
 // verdictProgram counts each batch a socket receives under the socket's own
@@ -314,10 +331,13 @@ func StartOffload(pool *Pool, client, upstream int, partial bool) (*Offload, err
 		return e
 	}
 	if partial {
-		if err := f.forward(pool.buf, Client); errors.Is(err, errQueueEOF) {
+		switch err := f.forward(pool.buf, Client); {
+		case errors.Is(err, errQueueEOF):
 			return nil, decline(FallbackState, err)
-		} else if err != nil {
+		case errors.Is(err, errPeerFull):
 			return nil, decline(FallbackBusy, err)
+		case err != nil:
+			return nil, decline(FallbackOther, err)
 		}
 	}
 	for s := range f.fd {
@@ -362,7 +382,10 @@ func StartOffload(pool *Pool, client, upstream int, partial bool) (*Offload, err
 	return f, nil
 }
 
-var errQueueEOF = errors.New("EOF while moving the queued bytes")
+var (
+	errQueueEOF = errors.New("EOF while moving the queued bytes")
+	errPeerFull = errors.New("the peer's send queue is full")
+)
 
 // forward moves what side s's receive queue holds to the other side:
 // peeked, written, and exactly what was written taken off the queue, so
@@ -390,7 +413,7 @@ func (f *Offload) forward(buf []byte, s Side) error {
 			f.pre[s] += uint64(m)
 		}
 		if m < n {
-			return errors.New("the peer's send queue is full")
+			return errPeerFull
 		}
 	}
 }
@@ -440,6 +463,13 @@ func (f *Offload) remove() {
 	for s := range f.key {
 		_ = f.o.verdict.Delete(&f.key[s])
 	}
+	// A run of the program that began before the delete, on another CPU,
+	// may still be adding to the counters: it runs under the socket's
+	// lock, which TCP_INFO takes, so once this returns for both sockets
+	// no run is left.
+	for _, fd := range f.fd {
+		_, _ = unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	}
 	for s := range f.key {
 		_ = f.read(Side(s))
 	}
@@ -474,15 +504,16 @@ func (f *Offload) Pump() Status {
 		if !f.eof[s] || f.shut[s] {
 			continue
 		}
-		ok, err := f.drained(Side(s))
+		ok, failed, err := f.drained(Side(s))
 		if err != nil {
-			f.err, f.failed = err, Side(s)
+			f.err, f.failed = err, failed
 			return Failed
 		}
 		if !ok {
 			continue
 		}
 		f.shut[s] = true
+		f.poll = 0 // the other FIN's checks start again from the shortest wait
 		if !f.shut[1-s] {
 			_ = netpoll.Shutdown(f.fd[1-s], unix.SHUT_WR)
 		}
@@ -513,24 +544,25 @@ func (f *Offload) PollDelay() int64 {
 }
 
 // drained reports whether every byte side s sent before its FIN went
-// through the program and into the other side's send queue.
-func (f *Offload) drained(s Side) (bool, error) {
+// through the program and into the other side's send queue. On error,
+// failed is the socket that failed.
+func (f *Offload) drained(s Side) (ok bool, failed Side, err error) {
 	ti, err := unix.GetsockoptTCPInfo(f.fd[s], unix.IPPROTO_TCP, unix.TCP_INFO)
 	if err != nil {
-		return false, os.NewSyscallError("getsockopt", err)
+		return false, s, os.NewSyscallError("getsockopt", err)
 	}
 	if err := f.read(s); err != nil {
-		return false, err
+		return false, s, err
 	}
 	// bytes_received counts the FIN too.
 	if f.stats[s].Bytes+1 < ti.Bytes_received-f.baseRx[s] {
-		return false, nil
+		return false, s, nil
 	}
 	w, err := written(f.fd[1-s])
 	if err != nil {
-		return false, err
+		return false, 1 - s, err
 	}
-	return w-f.baseW[1-s] >= f.stats[s].Bytes, nil
+	return w-f.baseW[1-s] >= f.stats[s].Bytes, s, nil
 }
 
 // Holding reports whether bytes forwarded by the program may still wait
@@ -615,18 +647,34 @@ func keyOf(fd int) (sockKey, error) {
 	if err != nil {
 		return k, os.NewSyscallError("getpeername", err)
 	}
-	l4, ok1 := la.(*unix.SockaddrInet4)
-	r4, ok2 := ra.(*unix.SockaddrInet4)
+	lip, lport, ok1 := ipv4Of(la)
+	rip, rport, ok2 := ipv4Of(ra)
 	if !ok1 || !ok2 {
 		return k, errors.New("not an IPv4 socket")
 	}
-	copy(k[0:4], l4.Addr[:])
-	copy(k[4:8], r4.Addr[:])
-	binary.NativeEndian.PutUint32(k[8:12], uint32(l4.Port))
+	copy(k[0:4], lip[:])
+	copy(k[4:8], rip[:])
+	binary.NativeEndian.PutUint32(k[8:12], uint32(lport))
 	// remote_port: the port in network order in the upper half of a u32,
 	// as the kernel fills in __sk_buff (on little-endian machines).
-	k[14], k[15] = byte(r4.Port>>8), byte(r4.Port)
+	k[14], k[15] = byte(rport>>8), byte(rport)
 	return k, nil
+}
+
+// ipv4Of is sa's IPv4 address and port: of an AF_INET socket, or of an
+// AF_INET6 one with an IPv4-mapped address (an IPv4 client of a
+// dual-stack listener), whose packets are IPv4 and whose __sk_buff
+// local_ip4 and remote_ip4 the kernel fills in alike.
+func ipv4Of(sa unix.Sockaddr) (ip [4]byte, port int, ok bool) {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return a.Addr, a.Port, true
+	case *unix.SockaddrInet6:
+		if m := netip.AddrFrom16(a.Addr); m.Is4In6() {
+			return m.Unmap().As4(), a.Port, true
+		}
+	}
+	return ip, 0, false
 }
 
 // unreadBase is fd's TCP bytes_received less the bytes waiting in its

@@ -84,7 +84,7 @@ func (r *offRig) finish(st Status) {
 // program; it skips only without root, where the router splices instead.
 func needOffload(t *testing.T) {
 	t.Helper()
-	if _, err := loadOffloader(); err != nil {
+	if err := OffloadSupported(); err != nil {
 		if os.Geteuid() != 0 {
 			t.Skipf("no sockmap offload without root: %v", err)
 		}
@@ -96,6 +96,12 @@ func needOffload(t *testing.T) {
 // on the outer ends first (to leave bytes in the receive queues).
 func newOffRig(t *testing.T, before func(r *offRig)) *offRig {
 	t.Helper()
+	return newOffRigOf(t, loopbackPair, before)
+}
+
+// newOffRigOf is newOffRig with connections made by pair.
+func newOffRigOf(t *testing.T, pair func(testing.TB) (*net.TCPConn, int), before func(r *offRig)) *offRig {
+	t.Helper()
 	needOffload(t)
 	l, err := netpoll.NewLoop(0)
 	if err != nil {
@@ -104,8 +110,8 @@ func newOffRig(t *testing.T, before func(r *offRig)) *offRig {
 	errc := make(chan error, 1)
 	go func() { errc <- l.Run() }()
 	r := &offRig{loop: l, done: make(chan struct{})}
-	r.client, r.cfd = loopbackPair(t)
-	r.server, r.ufd = loopbackPair(t)
+	r.client, r.cfd = pair(t)
+	r.server, r.ufd = pair(t)
 	t.Cleanup(func() {
 		l.Stop()
 		if err := <-errc; err != nil {
@@ -199,6 +205,21 @@ func TestOffloadBothWays(t *testing.T) {
 				t.Errorf("the owner was woken %d times, want a few (FINs only)", r.wakeups)
 			}
 		})
+	}
+}
+
+// IPv4 clients of a dual-stack listener have AF_INET6 sockets with
+// IPv4-mapped addresses; their packets are IPv4, and they are offloaded.
+func TestOffloadIPv4Mapped(t *testing.T) {
+	const size = 1 << 20
+	r := newOffRigOf(t, mappedPair, nil)
+	exchangeEnds(t, r.client, r.server, randomBytes(t, size), randomBytes(t, size), 64<<10)
+	r.wait(t)
+	if r.status != Finished {
+		t.Fatalf("status %s (%v), want Finished", statusName(r.status), r.err)
+	}
+	if r.up != size || r.down != size {
+		t.Errorf("Stop() = %d up, %d down; want %d each", r.up, r.down, size)
 	}
 }
 
@@ -357,9 +378,15 @@ func TestOffloadFallsBackForIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	cf, _ := c.(*net.TCPConn).File()
-	sf, _ := s.(*net.TCPConn).File()
+	cf, err := c.(*net.TCPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer cf.Close()
+	sf, err := s.(*net.TCPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer sf.Close()
 	before := OffloadFallbacks()[FallbackNotIPv4]
 	_, err = StartOffload(NewPool(defaultPipeSize, defaultMaxPipes, defaultBufSize), int(cf.Fd()), int(sf.Fd()), false)
@@ -372,16 +399,37 @@ func TestOffloadFallsBackForIPv6(t *testing.T) {
 	}
 }
 
+// Where the maps and program were not made (no root: this runs on every
+// machine), StartOffload declines at once, counted as "bpf", and the
+// sockets are left as they were: spliced, the stream goes on.
+func TestOffloadWithoutProgram(t *testing.T) {
+	saved := offloadState.Swap(nil)
+	t.Cleanup(func() { offloadState.Store(saved) })
+	r := newRig(t, defaultPipeSize, defaultMaxPipes, defaultBufSize)
+	before := OffloadFallbacks()[FallbackBPF]
+	var err error
+	r.onLoop(t, func() { _, err = StartOffload(r.pool, r.conn.cfd, r.conn.ufd, false) })
+	var oe *OffloadError
+	if !errors.As(err, &oe) || oe.Reason != FallbackBPF || oe.Broken || oe.Up != 0 || oe.Down != 0 {
+		t.Fatalf("StartOffload = %#v, want an OffloadError %q that moved nothing", err, FallbackBPF)
+	}
+	if got := OffloadFallbacks()[FallbackBPF]; got != before+1 {
+		t.Errorf("fallbacks counted %d, want %d", got, before+1)
+	}
+	r.exchange(t, randomBytes(t, 1<<20), randomBytes(t, 1<<20), 64<<10)
+}
+
 // The kernel may refuse the second socket after the program began to move
 // the first one's bytes: StartOffload then reports the stream broken, with
 // the bytes moved, and leaves nothing in the maps. Refused before any byte
 // moved, the stream is merely declined.
 func TestOffloadRefusedAfterBytesMoved(t *testing.T) {
 	needOffload(t)
-	for _, send := range []bool{true, false} {
-		t.Run(fmt.Sprintf("bytes sent %v", send), func(t *testing.T) {
+	for _, sent := range []bool{true, false} {
+		t.Run(fmt.Sprintf("bytes sent %v", sent), func(t *testing.T) {
 			client, cfd := loopbackPair(t)
 			server, ufd := loopbackPair(t)
+			t.Cleanup(func() { unix.Close(cfd); unix.Close(ufd) })
 			msg := []byte("moved while half offloaded")
 			got := make([]byte, len(msg))
 			var sendErr error
@@ -389,7 +437,7 @@ func TestOffloadRefusedAfterBytesMoved(t *testing.T) {
 				if step != 5 { // 4: the client's verdict, 5: the upstream's
 					return nil
 				}
-				if send {
+				if sent {
 					if _, sendErr = client.Write(msg); sendErr == nil {
 						_ = server.SetReadDeadline(time.Now().Add(ioTimeout))
 						_, sendErr = io.ReadFull(server, got)
@@ -411,14 +459,14 @@ func TestOffloadRefusedAfterBytesMoved(t *testing.T) {
 				t.Fatalf("StartOffload = %v, want an OffloadError %q", err, FallbackMapsFull)
 			}
 			want := uint64(0)
-			if send {
+			if sent {
 				want = uint64(len(msg))
 				if !bytes.Equal(got, msg) {
 					t.Errorf("upstream got %q, want %q", got, msg)
 				}
 			}
-			if oe.Broken != send || oe.Up != want || oe.Down != 0 {
-				t.Errorf("broken %v, up %d, down %d; want %v, %d, 0", oe.Broken, oe.Up, oe.Down, send, want)
+			if oe.Broken != sent || oe.Up != want || oe.Down != 0 {
+				t.Errorf("broken %v, up %d, down %d; want %v, %d, 0", oe.Broken, oe.Up, oe.Down, sent, want)
 			}
 			if got := OffloadFallbacks()[FallbackMapsFull]; got != before+1 {
 				t.Errorf("fallbacks counted %d, want %d", got, before+1)
