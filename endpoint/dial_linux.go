@@ -10,20 +10,19 @@ import (
 )
 
 // Dial starts a non-blocking TCP connect to e and returns the socket, with
-// TCP_NODELAY set. buf is the calling loop's scratch address (connect(2)
-// wrappers write into the address they are given, so it cannot be shared). The caller registers the socket with its loop: the
+// TCP_NODELAY set. The caller registers the socket with its loop: the
 // connection is established when the socket reports EPOLLOUT without
 // EPOLLERR or EPOLLHUP, and failed when it reports either (ConnectError then
 // says why). An error here means the attempt failed at once; no fd is
-// returned then.
+// returned then. Safe from any goroutine: e's address is only read.
 //
 // Its system calls are raw, like the rest of a loop's: none of them
 // sleeps, and a connect(2) on loopback that ran the handshake in its
 // softirq no longer looks to the scheduler like a blocked syscall whose P
 // should be handed to another thread.
-func Dial(e *Endpoint, buf *SockaddrBuf) (int, error) {
-	sa, n, family := e.rawSockaddrInto(buf)
-	fd, errno := netpoll.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+func Dial(e *Endpoint) (int, error) {
+	sa := e.sa
+	fd, errno := netpoll.Socket(sa.family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if errno != 0 {
 		return -1, os.NewSyscallError("socket", errno)
 	}
@@ -31,7 +30,7 @@ func Dial(e *Endpoint, buf *SockaddrBuf) (int, error) {
 		unix.Close(fd)
 		return -1, os.NewSyscallError("setsockopt", errno)
 	}
-	switch errno := netpoll.Connect(fd, sa, n); errno {
+	switch errno := netpoll.Connect(fd, sa.ptr(), sa.len); errno {
 	case 0, unix.EINPROGRESS, unix.EALREADY:
 		return fd, nil
 	default:

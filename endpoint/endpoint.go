@@ -16,8 +16,6 @@ import (
 	"net/netip"
 	"strconv"
 	"sync/atomic"
-
-	"golang.org/x/sys/unix"
 )
 
 // Endpoint is one address of a destination with its weight and the load and
@@ -30,8 +28,8 @@ type Endpoint struct {
 	// take; always positive and finite.
 	Weight float64
 
-	sa    unix.Sockaddr // *unix.SockaddrInet4 or *unix.SockaddrInet6; read-only
-	state *state        // shared with every endpoint made by WithWeight
+	sa    *rawSockaddr // read-only, shared with WithWeight
+	state *state       // shared with every endpoint made by WithWeight
 }
 
 // state is the mutable part of an Endpoint. It sits behind a pointer so that
@@ -53,7 +51,7 @@ func New(addr netip.AddrPort, weight float64) *Endpoint {
 	checkWeight(weight)
 	st := &state{}
 	st.penaltyUntil.Store(math.MinInt64)
-	return &Endpoint{Addr: addr, Weight: weight, sa: sockaddr(addr), state: st}
+	return &Endpoint{Addr: addr, Weight: weight, sa: newRawSockaddr(addr), state: st}
 }
 
 // WithWeight returns an endpoint for the same address with weight w that

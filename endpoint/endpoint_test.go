@@ -185,12 +185,12 @@ func TestSockaddr(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.addr, func(t *testing.T) {
 			e := New(netip.MustParseAddrPort(tt.addr), 1)
-			if got := e.Sockaddr(); !sameSockaddr(got, tt.want) {
-				t.Errorf("Sockaddr() = %#v, want %#v", got, tt.want)
+			if got := fromRaw(e.sa.ptr(), e.sa.len, e.sa.family); !sameSockaddr(got, tt.want) {
+				t.Errorf("raw address %#v, want %#v", got, tt.want)
 			}
-			var buf SockaddrBuf
-			if got := fromRaw(e.rawSockaddrInto(&buf)); !sameSockaddr(got, tt.want) {
-				t.Errorf("rawSockaddrInto() = %#v, want %#v", got, tt.want)
+			// WithWeight dials the same address.
+			if w := e.WithWeight(2); w.sa != e.sa {
+				t.Errorf("WithWeight made a new address")
 			}
 		})
 	}
@@ -229,9 +229,8 @@ func sameSockaddr(a, b unix.Sockaddr) bool {
 	return false
 }
 
-// Dial reaches listeners on both loopbacks through the raw addresses it
-// encodes, port and all, from several goroutines at once, each with its own
-// buffer.
+// Dial reaches listeners on both loopbacks through the raw addresses New
+// encoded, port and all, from several goroutines at once sharing them.
 func TestDial(t *testing.T) {
 	for _, network := range []string{"tcp4", "tcp6"} {
 		ln, err := net.Listen(network, map[string]string{"tcp4": "127.0.0.1:0", "tcp6": "[::1]:0"}[network])
@@ -254,8 +253,7 @@ func TestDial(t *testing.T) {
 		var wg sync.WaitGroup
 		for range dials {
 			wg.Go(func() {
-				var buf SockaddrBuf
-				fd, err := Dial(e, &buf)
+				fd, err := Dial(e)
 				if err != nil {
 					t.Errorf("Dial %v: %v", e.Addr, err)
 					accepted <- nil // nothing to accept for this one
@@ -354,8 +352,6 @@ func TestWithWeightSharesState(t *testing.T) {
 func TestAllocations(t *testing.T) {
 	e := New(netip.MustParseAddrPort("[2001:db8::1]:80"), 2)
 	policy := Accrual{ConsecutiveFailures: 2, Penalty: time.Second}
-	var buf SockaddrBuf
-	var sink unix.Sockaddr
 	now := int64(0)
 	allocs := testing.AllocsPerRun(100, func() {
 		now++
@@ -364,11 +360,8 @@ func TestAllocations(t *testing.T) {
 		_ = e.Available(now)
 		e.Failed(now, policy)
 		e.Succeeded()
-		sink = e.Sockaddr()
-		_, _, _ = e.rawSockaddrInto(&buf)
 		e.Release()
 	})
-	_ = sink
 	if allocs != 0 {
 		t.Errorf("endpoint methods allocate %v times per run, want 0", allocs)
 	}

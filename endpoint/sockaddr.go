@@ -9,58 +9,46 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Sockaddr returns the socket address built once by New: a
-// *unix.SockaddrInet4 for IPv4 and IPv4-mapped IPv6 addresses, a
-// *unix.SockaddrInet6 otherwise. It is shared by every caller and must not be
-// modified.
-//
-// Do not pass it to unix.Connect (or Bind, Sendto, ...) from more than one
-// goroutine: those functions write the kernel's form of the address into the
-// struct they are given, so concurrent calls race. Event loops dial with
-// Dial and a SockaddrBuf of their own instead.
-func (e *Endpoint) Sockaddr() unix.Sockaddr { return e.sa }
-
-// SockaddrBuf is scratch space for one event loop's socket addresses, in
-// the kernel's form. The zero value is ready to use; it must not be copied
-// or shared between goroutines.
-type SockaddrBuf struct {
-	raw4 unix.RawSockaddrInet4
-	raw6 unix.RawSockaddrInet6
+// rawSockaddr is an endpoint's socket address in the kernel's form, built
+// once by New and never written after: the raw connect(2) of Dial only
+// reads it, so every loop shares it.
+type rawSockaddr struct {
+	family int
+	len    uint32
+	raw4   unix.RawSockaddrInet4
+	raw6   unix.RawSockaddrInet6
 }
 
-// rawSockaddrInto writes the endpoint's socket address into buf in the
-// kernel's form, for a raw connect(2), and returns it with its length and
-// family. It does not allocate.
-func (e *Endpoint) rawSockaddrInto(buf *SockaddrBuf) (sa unsafe.Pointer, n uint32, family int) {
-	switch sa := e.sa.(type) {
-	case *unix.SockaddrInet4:
-		buf.raw4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: sa.Addr}
-		putPort(&buf.raw4.Port, sa.Port)
-		return unsafe.Pointer(&buf.raw4), unix.SizeofSockaddrInet4, unix.AF_INET
-	case *unix.SockaddrInet6:
-		buf.raw6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Scope_id: sa.ZoneId, Addr: sa.Addr}
-		putPort(&buf.raw6.Port, sa.Port)
-		return unsafe.Pointer(&buf.raw6), unix.SizeofSockaddrInet6, unix.AF_INET6
+// newRawSockaddr encodes ap. IPv4-mapped IPv6 addresses become IPv4 ones,
+// so they are dialled from an AF_INET socket. A zone is an interface index
+// or name; a name that does not resolve leaves the scope unset, and the
+// connect fails as it would without one.
+func newRawSockaddr(ap netip.AddrPort) *rawSockaddr {
+	addr := ap.Addr().Unmap()
+	if addr.Is4() {
+		r := &rawSockaddr{family: unix.AF_INET, len: unix.SizeofSockaddrInet4}
+		r.raw4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: addr.As4()}
+		putPort(&r.raw4.Port, ap.Port())
+		return r
 	}
-	return nil, 0, 0
+	r := &rawSockaddr{family: unix.AF_INET6, len: unix.SizeofSockaddrInet6}
+	r.raw6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Scope_id: zoneID(addr.Zone()), Addr: addr.As16()}
+	putPort(&r.raw6.Port, ap.Port())
+	return r
+}
+
+// ptr is the address to hand to connect(2), of r.len bytes.
+func (r *rawSockaddr) ptr() unsafe.Pointer {
+	if r.family == unix.AF_INET {
+		return unsafe.Pointer(&r.raw4)
+	}
+	return unsafe.Pointer(&r.raw6)
 }
 
 // putPort stores port in network byte order.
-func putPort(p *uint16, port int) {
+func putPort(p *uint16, port uint16) {
 	b := (*[2]byte)(unsafe.Pointer(p))
 	b[0], b[1] = byte(port>>8), byte(port)
-}
-
-// sockaddr builds the socket address for ap. IPv4-mapped IPv6 addresses
-// become IPv4 ones, so they can be dialled from an AF_INET socket. A zone is
-// an interface index or name; a name that does not resolve leaves the scope
-// unset, and the connect fails as it would without one.
-func sockaddr(ap netip.AddrPort) unix.Sockaddr {
-	addr := ap.Addr().Unmap()
-	if addr.Is4() {
-		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: addr.As4()}
-	}
-	return &unix.SockaddrInet6{Port: int(ap.Port()), ZoneId: zoneID(addr.Zone()), Addr: addr.As16()}
 }
 
 // zoneID returns the interface index that zone names, or 0.

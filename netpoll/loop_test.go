@@ -490,17 +490,19 @@ func TestModify(t *testing.T) {
 	defer unix.Close(b)
 	events := make(chan uint32, 16)
 	h := &eventsTo{ch: events}
+	// t.Fatal must not end the loop's goroutine: errors are checked here.
+	var addErr, modErr, strayErr error
 	onLoop(t, l, func() {
-		if err := l.Add(a, EventIn|EventRdHup, h); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Modify(a, EventRdHup); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Modify(b, EventIn); err == nil {
-			t.Error("Modify of an fd never added: no error")
-		}
+		addErr = l.Add(a, EventIn|EventRdHup, h)
+		modErr = l.Modify(a, EventRdHup)
+		strayErr = l.Modify(b, EventIn)
 	})
+	if addErr != nil || modErr != nil {
+		t.Fatalf("Add: %v; Modify: %v", addErr, modErr)
+	}
+	if strayErr == nil {
+		t.Error("Modify of an fd never added: no error")
+	}
 	unix.Write(b, []byte("x"))
 	// The data's readiness is queued before this task's wakeup: an event
 	// for it would be delivered by the time the task has run.
@@ -511,8 +513,13 @@ func TestModify(t *testing.T) {
 	default:
 	}
 	unix.Shutdown(b, unix.SHUT_WR)
-	if ev := <-events; ev&EventRdHup == 0 {
-		t.Fatalf("event %#x, want RDHUP", ev)
+	select {
+	case ev := <-events:
+		if ev&EventRdHup == 0 {
+			t.Fatalf("event %#x, want RDHUP", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event for the peer's shutdown")
 	}
 }
 

@@ -20,18 +20,18 @@ func Splice(in, out, n int) (int, unix.Errno) {
 
 // Read is read(2).
 func Read(fd int, p []byte) (int, unix.Errno) {
-	return retry(unix.SYS_READ, uintptr(fd), bufPtr(p), uintptr(len(p)), 0, 0, 0)
+	return retryPtr2(unix.SYS_READ, uintptr(fd), bufPtr(p), uintptr(len(p)), 0)
 }
 
 // Write is write(2).
 func Write(fd int, p []byte) (int, unix.Errno) {
-	return retry(unix.SYS_WRITE, uintptr(fd), bufPtr(p), uintptr(len(p)), 0, 0, 0)
+	return retryPtr2(unix.SYS_WRITE, uintptr(fd), bufPtr(p), uintptr(len(p)), 0)
 }
 
 // Recv is recvfrom(2) with MSG_DONTWAIT added to flags and no address.
 func Recv(fd int, p []byte, flags int) (int, unix.Errno) {
-	return retry(unix.SYS_RECVFROM, uintptr(fd), bufPtr(p), uintptr(len(p)),
-		uintptr(flags|unix.MSG_DONTWAIT), 0, 0)
+	return retryPtr2(unix.SYS_RECVFROM, uintptr(fd), bufPtr(p), uintptr(len(p)),
+		uintptr(flags|unix.MSG_DONTWAIT))
 }
 
 // Socket is socket(2). Pass SOCK_NONBLOCK|SOCK_CLOEXEC in typ.
@@ -46,7 +46,7 @@ func Socket(family, typ, proto int) (int, unix.Errno) {
 // as it would doing that work anywhere else. EINPROGRESS is the usual
 // answer; EALREADY after an interrupted call means the same.
 func Connect(fd int, sa unsafe.Pointer, n uint32) unix.Errno {
-	_, e := retry(unix.SYS_CONNECT, uintptr(fd), uintptr(sa), uintptr(n), 0, 0, 0)
+	_, e := retryPtr2(unix.SYS_CONNECT, uintptr(fd), sa, uintptr(n), 0)
 	return e
 }
 
@@ -59,8 +59,8 @@ func Shutdown(fd, how int) unix.Errno {
 // SetsockoptInt is setsockopt(2) with an int value.
 func SetsockoptInt(fd, level, opt, value int) unix.Errno {
 	v := int32(value)
-	_, e := retry(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
-		uintptr(unsafe.Pointer(&v)), 4, 0)
+	_, e := retryPtr4(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt),
+		unsafe.Pointer(&v), 4)
 	return e
 }
 
@@ -75,8 +75,8 @@ func closeFD(fd int) unix.Errno {
 }
 
 func epollCtl(epfd, op, fd int, ev *unix.EpollEvent) unix.Errno {
-	_, e := retry(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd),
-		uintptr(unsafe.Pointer(ev)), 0, 0)
+	_, e := retryPtr4(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd),
+		unsafe.Pointer(ev), 0)
 	return e
 }
 
@@ -89,11 +89,35 @@ func retry(trap, a1, a2, a3, a4, a5, a6 uintptr) (int, unix.Errno) {
 	}
 }
 
+// retryPtr2 and retryPtr4 are retry for calls that pass a pointer as
+// their second or fourth argument. It reaches them as an unsafe.Pointer and
+// becomes a uintptr only in the call of the assembly RawSyscall6, the one
+// place where the compiler keeps the object alive and in place for the
+// call (unsafe.Pointer, rule 4): converted earlier, a stack object could
+// move under the kernel if the stack grew in between.
+func retryPtr2(trap, a1 uintptr, p unsafe.Pointer, a3, a4 uintptr) (int, unix.Errno) {
+	for {
+		r, _, e := unix.RawSyscall6(trap, a1, uintptr(p), a3, a4, 0, 0)
+		if e != unix.EINTR {
+			return int(r), e
+		}
+	}
+}
+
+func retryPtr4(trap, a1, a2, a3 uintptr, p unsafe.Pointer, a5 uintptr) (int, unix.Errno) {
+	for {
+		r, _, e := unix.RawSyscall6(trap, a1, a2, a3, uintptr(p), a5, 0)
+		if e != unix.EINTR {
+			return int(r), e
+		}
+	}
+}
+
 var zero uintptr
 
-func bufPtr(p []byte) uintptr {
+func bufPtr(p []byte) unsafe.Pointer {
 	if len(p) == 0 {
-		return uintptr(unsafe.Pointer(&zero))
+		return unsafe.Pointer(&zero)
 	}
-	return uintptr(unsafe.Pointer(&p[0]))
+	return unsafe.Pointer(&p[0])
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/switchyard-proxy/switchyard/balancer"
 	"github.com/switchyard-proxy/switchyard/duplex"
-	"github.com/switchyard-proxy/switchyard/endpoint"
 	"github.com/switchyard-proxy/switchyard/netpoll"
 	"github.com/switchyard-proxy/switchyard/server"
 )
@@ -29,7 +28,6 @@ type worker struct {
 	loop *netpoll.Loop
 	pool *duplex.Pool
 	rng  *rand.Rand
-	sa   endpoint.SockaddrBuf
 	free []*stream
 	// peek is the buffer of handshakes (made at the loop's first),
 	// proxyHdr that of the PROXY headers sent.

@@ -208,7 +208,7 @@ func (s *stream) connect() {
 		}
 		s.tried = append(s.tried, ep)
 		ep.Acquire()
-		fd, err := endpoint.Dial(ep, &s.w.sa)
+		fd, err := endpoint.Dial(ep)
 		if err == nil {
 			err = l.Add(fd, socketEvents, &s.upstream)
 			if err != nil {
