@@ -72,10 +72,18 @@ FUZZ_TARGETS := ./router:FuzzParse ./interpreter:FuzzParseEndpoint \
 	./server:FuzzServerName ./server:FuzzParseProxy ./server:FuzzProxyTextAddr \
 	./cmd/internal/systemd:FuzzParseFDNames ./cmd/internal/systemd:FuzzParseFDCount \
 	./cmd/internal/systemd:FuzzWatchdogInterval
+# The harness's, in its own module (bench/).
+BENCH_FUZZ_TARGETS := ./cmd/switchyard-bench:FuzzParseIperf ./cmd/switchyard-bench:FuzzParseStat \
+	./cmd/switchyard-bench:FuzzParseMachineBusy ./cmd/switchyard-bench:FuzzOffloadFlag \
+	./cmd/switchyard-benchplot:FuzzParseSummary
 
 fuzz: deps
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  echo "== $${t##*:} ($${t%%:*})"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done; \
+	cd bench; for t in $(BENCH_FUZZ_TARGETS); do \
+	  echo "== $${t##*:} (bench/$${t%%:*})"; \
 	  $(GO) test -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
 	done
 

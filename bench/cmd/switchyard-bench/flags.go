@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/switchyard-proxy/switchyard/router"
 )
 
 // options are the command-line settings.
@@ -100,9 +102,16 @@ func (l *offloadList) Set(v string) error {
 	if !ok || !validName.MatchString(name) || !validOffload.MatchString(kind) {
 		return fmt.Errorf("%q: want NAME=KIND or NAME=KIND:AFTER, as sockmap=sockmap or sockmap=sockmap:0", v)
 	}
-	if _, after, ok := strings.Cut(kind, ":"); ok {
-		if n, err := strconv.Atoi(after); err != nil || n > maxOffloadAfter {
-			return fmt.Errorf("%q: AFTER must be 0 to %d", v, maxOffloadAfter)
+	k, after, hasAfter := strings.Cut(kind, ":")
+	if k != router.OffloadSockmap {
+		return fmt.Errorf("%q: KIND must be %q, the one offload there is", v, router.OffloadSockmap)
+	}
+	if n, err := strconv.Atoi(after); hasAfter && (err != nil || n > maxOffloadAfter) {
+		return fmt.Errorf("%q: AFTER must be 0 to %d", v, maxOffloadAfter)
+	}
+	for _, p := range *l {
+		if p[0] == name {
+			return fmt.Errorf("%q: build %q already has an -offload", v, name)
 		}
 	}
 	*l = append(*l, [2]string{name, kind})

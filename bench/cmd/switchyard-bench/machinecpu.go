@@ -17,7 +17,8 @@ import (
 // proxy's difference to it is the proxy's true cost.
 
 // machineBusySeconds is the CPU time the whole machine has spent busy since
-// boot: every field of /proc/stat's "cpu" line but idle and iowait.
+// boot: every field of /proc/stat's "cpu" line but idle, iowait and steal
+// (time the hypervisor gave to other guests: not work of this machine's).
 func machineBusySeconds() (float64, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
@@ -34,7 +35,7 @@ func parseMachineBusy(stat string) (float64, error) {
 	if len(fields) < 5 || fields[0] != "cpu" {
 		return 0, errors.New(`/proc/stat: no "cpu" line first`)
 	}
-	const idle, iowait, guest = 4, 5, 9 // field indexes, fields[0] being "cpu"
+	const idle, iowait, steal, guest = 4, 5, 8, 9 // field indexes, fields[0] being "cpu"
 	var busy uint64
 	for i, f := range fields[1:] {
 		i++
@@ -45,7 +46,7 @@ func parseMachineBusy(stat string) (float64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("/proc/stat: cpu field %d: %w", i, err)
 		}
-		if i != idle && i != iowait {
+		if i != idle && i != iowait && i != steal {
 			busy += v
 		}
 	}
