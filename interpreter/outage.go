@@ -9,15 +9,19 @@ import "log/slog"
 type Outage struct{ failing bool }
 
 // Failed logs err, a failure of the watch of kind (the interpreter kind,
-// as messages begin).
-func (o *Outage) Failed(log *slog.Logger, kind string, err error) {
+// as messages begin), with attrs (slog's key-value pairs) after it.
+func (o *Outage) Failed(log *slog.Logger, kind string, err error, attrs ...any) {
+	args := append([]any{"error", err}, attrs...)
 	if !o.failing {
 		o.failing = true
-		log.Warn(kind+": resolution failing; the last good answer stays in use until it recovers", "error", err)
+		log.Warn(kind+": resolution failing; the last good answer stays in use until it recovers", args...)
 		return
 	}
-	log.Debug(kind+": resolution still failing", "error", err)
+	log.Debug(kind+": resolution still failing", args...)
 }
+
+// Failing reports whether the last answer was a failure.
+func (o *Outage) Failing() bool { return o.failing }
 
 // Answered logs the recovery when res, a good answer, ends a failure.
 func (o *Outage) Answered(log *slog.Logger, kind string, res Resolution) {

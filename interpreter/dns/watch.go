@@ -35,7 +35,7 @@ type watch struct {
 	backoff   interpreter.Backoff
 	last      interpreter.Resolution // last answer delivered
 	delivered bool
-	failing   bool // the last lookup failed
+	outage    interpreter.Outage // the last lookup failed: logs a run of failures once, then the recovery
 }
 
 // end stops the watch: it is the stop function Resolve returns.
@@ -69,7 +69,7 @@ func (w *watch) refresh() {
 	if w.done() {
 		return
 	}
-	if w.failing {
+	if w.outage.Failing() {
 		w.r.stats.Reconnects.Add(1)
 	}
 	res, ttl, err := w.r.lookup(w.ctx, w.target)
@@ -91,11 +91,8 @@ func (w *watch) succeed(res interpreter.Resolution, ttl uint32) time.Duration {
 	w.r.stats.LastGood.Store(time.Now().UnixNano())
 	w.backoff.Reset()
 	next := w.r.refreshAfter(ttl)
-	if w.failing {
-		w.failing = false
-		w.log.Info("dns: name resolves again", "state", res.State, "endpoints", len(res.Endpoints))
-	}
-	if w.delivered && w.last.State == res.State && slices.Equal(w.last.Endpoints, res.Endpoints) {
+	w.outage.Answered(w.log, "dns", res)
+	if w.delivered && interpreter.SameAnswer(w.last, res) {
 		w.log.Debug("dns: answer unchanged", "ttl", ttl, "next", next)
 		return next
 	}
@@ -116,12 +113,7 @@ func (w *watch) fail(err error) time.Duration {
 		w.r.stats.Errors.Add(1) // query counts the failures of servers
 	}
 	next := w.backoff.Next()
-	if !w.failing {
-		w.failing = true
-		w.log.Warn("dns: resolution failing", "err", err, "retry", next)
-	} else {
-		w.log.Debug("dns: resolution still failing", "err", err, "retry", next)
-	}
+	w.outage.Failed(w.log, "dns", err, "retry", next)
 	w.last, w.delivered = interpreter.FailedWith(err), true
 	w.sink.Update(w.last)
 	return next
