@@ -410,8 +410,8 @@ func (d *Duplex) Quiet() bool {
 	}
 	const pending = unix.POLLIN | unix.POLLPRI // POLLERR and POLLHUP always count
 	fds := [2]unix.PollFd{{Fd: int32(d.h[0].src), Events: pending}, {Fd: int32(d.h[1].src), Events: pending}}
-	n, err := unix.Poll(fds[:], 0)
-	return err == nil && n == 0
+	n, e := netpoll.Poll(fds[:])
+	return e == 0 && n == 0
 }
 
 func result(n int, e unix.Errno) (int, error) {

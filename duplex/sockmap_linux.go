@@ -341,16 +341,14 @@ func StartOffload(pool *Pool, client, upstream int, partial bool) (*Offload, err
 		}
 	}
 	for s := range f.fd {
-		var established bool
-		if f.baseRx[s], established, err = unreadBase(f.fd[s]); err != nil {
+		q, err := queuesOf(f.fd[s])
+		if err != nil {
 			return nil, decline(FallbackOther, err)
 		}
-		if !established { // a sockmap takes no other state (but LISTEN)
+		if !q.established { // a sockmap takes no other state (but LISTEN)
 			return nil, decline(FallbackState, errors.New("socket not established"))
 		}
-		if f.baseW[s], err = written(f.fd[s]); err != nil {
-			return nil, decline(FallbackOther, err)
-		}
+		f.baseRx[s], f.baseW[s] = q.taken, q.written
 	}
 	if err := f.insert(); err != nil {
 		f.remove()
@@ -558,11 +556,21 @@ func (f *Offload) drained(s Side) (ok bool, failed Side, err error) {
 	if f.stats[s].Bytes+1 < ti.Bytes_received-f.baseRx[s] {
 		return false, s, nil
 	}
-	w, err := written(f.fd[1-s])
+	ok, err = f.delivered(s)
 	if err != nil {
 		return false, 1 - s, err
 	}
-	return w-f.baseW[1-s] >= f.stats[s].Bytes, s, nil
+	return ok, s, nil
+}
+
+// delivered reports whether every byte the program forwarded from side s,
+// as last read, is in the other side's send queue (or acked).
+func (f *Offload) delivered(s Side) (bool, error) {
+	q, err := queuesOf(f.fd[1-s])
+	if err != nil {
+		return false, err
+	}
+	return q.written-f.baseW[1-s] >= f.stats[s].Bytes, nil
 }
 
 // Holding reports whether bytes forwarded by the program may still wait
@@ -572,8 +580,7 @@ func (f *Offload) Holding() bool {
 		if f.read(Side(s)) != nil {
 			return true
 		}
-		w, err := written(f.fd[1-s])
-		if err != nil || w-f.baseW[1-s] < f.stats[s].Bytes {
+		if ok, err := f.delivered(Side(s)); err != nil || !ok {
 			return true
 		}
 	}
@@ -677,51 +684,42 @@ func ipv4Of(sa unix.Sockaddr) (ip [4]byte, port int, ok bool) {
 	return ip, 0, false
 }
 
-// unreadBase is fd's TCP bytes_received less the bytes waiting in its
-// receive queue: what a reader had taken; read twice around SIOCINQ until
-// no byte arrived in between. established reports whether the socket was
-// ESTABLISHED at the second read.
-func unreadBase(fd int) (base uint64, established bool, err error) {
+// queues is what a socket's byte counters say at one moment.
+type queues struct {
+	taken       uint64 // bytes received and read: TCP bytes_received less the receive queue (SIOCINQ)
+	written     uint64 // bytes the send queue has taken: acked plus queued (SIOCOUTQ)
+	established bool
+}
+
+// queuesOf reads fd's counters: TCP_INFO around the two queue lengths,
+// again until no byte arrived and no ACK came in between (at most 8
+// times).
+func queuesOf(fd int) (queues, error) {
 	const tcpEstablished = 1 // include/net/tcp_states.h
 	for range 8 {
 		a, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
 		if err != nil {
-			return 0, false, os.NewSyscallError("getsockopt", err)
+			return queues{}, os.NewSyscallError("getsockopt", err)
 		}
 		inq, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
 		if err != nil {
-			return 0, false, os.NewSyscallError("ioctl", err)
-		}
-		b, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-		if err != nil {
-			return 0, false, os.NewSyscallError("getsockopt", err)
-		}
-		if a.Bytes_received == b.Bytes_received {
-			return a.Bytes_received - uint64(inq), b.State == tcpEstablished, nil
-		}
-	}
-	return 0, false, errors.New("receive counters would not settle")
-}
-
-// written is how many bytes fd's send queue has taken: acked plus queued
-// (SIOCOUTQ), read twice around the ioctl until no ACK came in between.
-func written(fd int) (uint64, error) {
-	for range 8 {
-		a, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-		if err != nil {
-			return 0, os.NewSyscallError("getsockopt", err)
+			return queues{}, os.NewSyscallError("ioctl", err)
 		}
 		outq, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ)
 		if err != nil {
-			return 0, os.NewSyscallError("ioctl", err)
+			return queues{}, os.NewSyscallError("ioctl", err)
 		}
 		b, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
 		if err != nil {
-			return 0, os.NewSyscallError("getsockopt", err)
+			return queues{}, os.NewSyscallError("getsockopt", err)
 		}
-		if a.Bytes_acked == b.Bytes_acked {
-			return a.Bytes_acked + uint64(outq), nil
+		if a.Bytes_received == b.Bytes_received && a.Bytes_acked == b.Bytes_acked {
+			return queues{
+				taken:       a.Bytes_received - uint64(inq),
+				written:     a.Bytes_acked + uint64(outq),
+				established: b.State == tcpEstablished,
+			}, nil
 		}
 	}
-	return 0, errors.New("send counters would not settle")
+	return queues{}, errors.New("byte counters would not settle")
 }

@@ -50,6 +50,19 @@ func Connect(fd int, sa unsafe.Pointer, n uint32) unix.Errno {
 	return e
 }
 
+// Poll is ppoll(2) with a zero timeout: which of fds are ready now.
+func Poll(fds []unix.PollFd) (int, unix.Errno) {
+	for {
+		r, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(unsafe.SliceData(fds))), uintptr(len(fds)),
+			uintptr(unsafe.Pointer(&zeroTimeout)), 0, 0, 0)
+		if e != unix.EINTR {
+			return int(r), e
+		}
+	}
+}
+
+var zeroTimeout unix.Timespec
+
 // Shutdown is shutdown(2).
 func Shutdown(fd, how int) unix.Errno {
 	_, e := retry(unix.SYS_SHUTDOWN, uintptr(fd), uintptr(how), 0, 0, 0, 0)
