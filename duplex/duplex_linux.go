@@ -1,6 +1,7 @@
 package duplex
 
 import (
+	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -324,42 +325,62 @@ func (d *Duplex) readWrite(h *half, p *Pipe) error {
 // exactly that much from src, so nothing is held between calls. Entered
 // only with the pipe empty.
 func (d *Duplex) copy(h *half) error {
-	buf := d.pool.buf
 	for h.readable && !h.eof {
 		if !h.writable {
 			return nil
 		}
-		n, err := recv(h.src, buf, unix.MSG_PEEK)
-		if err == unix.EAGAIN {
+		m, err := peekMove(h.src, h.dst, d.pool.buf)
+		switch {
+		case err == unix.EAGAIN && m < 0:
 			h.readable = false
 			return nil
-		}
-		if err != nil {
-			return d.fail(h.src, os.NewSyscallError("recvfrom", err))
-		}
-		if n == 0 {
-			h.eof = true
-			d.moved = true
-			break
-		}
-		m, err := write(h.dst, buf[:n])
-		if err == unix.EAGAIN {
+		case err == unix.EAGAIN:
 			h.writable = false
 			return nil
+		case err == io.EOF:
+			h.eof = true
+			d.moved = true
+		case err != nil && m < 0:
+			return d.fail(h.src, err)
+		case err != nil:
+			return d.fail(h.dst, err)
+		default:
+			h.delivered += uint64(m)
+			d.moved = true
 		}
-		if err != nil {
-			return d.fail(h.dst, os.NewSyscallError("write", err))
-		}
-		if _, err := recv(h.src, buf[:m], unix.MSG_TRUNC); err != nil {
-			return d.fail(h.src, os.NewSyscallError("recvfrom", err))
-		}
-		h.delivered += uint64(m)
-		d.moved = true
 	}
 	if h.eof {
 		d.shut(h)
 	}
 	return nil
+}
+
+// peekMove moves the head of src's receive queue to dst without holding a
+// byte: peeked into buf, written to dst, and exactly what dst took is then
+// taken off src. It returns the bytes moved, or io.EOF, or the failure of
+// a call: unix.EAGAIN itself, else wrapped. m is -1 when src's call failed
+// (nothing to read: EAGAIN), 0 when dst's did (full: EAGAIN).
+func peekMove(src, dst int, buf []byte) (m int, err error) {
+	n, err := recv(src, buf, unix.MSG_PEEK)
+	switch {
+	case err == unix.EAGAIN:
+		return -1, err
+	case err != nil:
+		return -1, os.NewSyscallError("recvfrom", err)
+	case n == 0:
+		return 0, io.EOF
+	}
+	m, err = write(dst, buf[:n])
+	switch {
+	case err == unix.EAGAIN:
+		return 0, err
+	case err != nil:
+		return 0, os.NewSyscallError("write", err)
+	}
+	if _, err := recv(src, buf[:m], unix.MSG_TRUNC); err != nil {
+		return -1, os.NewSyscallError("recvfrom", err)
+	}
+	return m, nil
 }
 
 // The syscalls below return their errno as an error (nil for none), so

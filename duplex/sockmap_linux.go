@@ -27,6 +27,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"sync"
@@ -389,30 +390,19 @@ var (
 // peeked, written, and exactly what was written taken off the queue, so
 // the queue holds whole skbs again when it returns nil.
 func (f *Offload) forward(buf []byte, s Side) error {
-	src, dst := f.fd[s], f.fd[1-s]
 	for {
-		n, err := recv(src, buf, unix.MSG_PEEK)
+		m, err := peekMove(f.fd[s], f.fd[1-s], buf)
 		switch {
+		case err == unix.EAGAIN && m < 0:
+			return nil // the queue is empty
 		case err == unix.EAGAIN:
-			return nil
-		case err != nil:
-			return os.NewSyscallError("recvfrom", err)
-		case n == 0:
-			return errQueueEOF
-		}
-		m, err := write(dst, buf[:n])
-		if err != nil && err != unix.EAGAIN {
-			return os.NewSyscallError("write", err)
-		}
-		if m > 0 {
-			if _, err := recv(src, buf[:m], unix.MSG_TRUNC); err != nil {
-				return os.NewSyscallError("recvfrom", err)
-			}
-			f.pre[s] += uint64(m)
-		}
-		if m < n {
 			return errPeerFull
+		case err == io.EOF:
+			return errQueueEOF
+		case err != nil:
+			return err
 		}
+		f.pre[s] += uint64(m)
 	}
 }
 
