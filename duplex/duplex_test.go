@@ -233,8 +233,14 @@ func newRig(tb testing.TB, pipeSize, maxPipes, bufSize int) *rig {
 // onLoop runs f on the rig's loop and waits for it.
 func (r *rig) onLoop(tb testing.TB, f func()) {
 	tb.Helper()
+	onLoopOf(tb, r.loop, f)
+}
+
+// onLoopOf runs f on l and waits for it.
+func onLoopOf(tb testing.TB, l *netpoll.Loop, f func()) {
+	tb.Helper()
 	done := make(chan struct{})
-	if err := r.loop.Post(func() { f(); close(done) }); err != nil {
+	if err := l.Post(func() { f(); close(done) }); err != nil {
 		tb.Fatal(err)
 	}
 	select {

@@ -30,6 +30,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -260,13 +261,10 @@ type OffloadError struct {
 func (e *OffloadError) Error() string { return "offload " + e.Reason + ": " + e.Err.Error() }
 func (e *OffloadError) Unwrap() error { return e.Err }
 
+// fallback counts a decline for reason, one of the Fallback constants.
 func fallback(reason string, err error) *OffloadError {
-	for i, r := range fallbackReasons {
-		if r == reason {
-			return &OffloadError{Reason: reason, Err: err, First: fallbacks[i].Add(1) == 1}
-		}
-	}
-	return fallback(FallbackOther, err)
+	i := slices.Index(fallbackReasons[:], reason)
+	return &OffloadError{Reason: reason, Err: err, First: fallbacks[i].Add(1) == 1}
 }
 
 // OffloadFallbacks returns how many streams were spliced for want of an

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"testing"
 	"time"
 
@@ -124,7 +123,7 @@ func newOffRigOf(t *testing.T, pair func(testing.TB) (*net.TCPConn, int), before
 	}
 	r.sides = [2]offSide{{r, Client}, {r, Upstream}}
 	started := make(chan error, 1)
-	post(t, l, func() {
+	onLoopOf(t, l, func() {
 		r.off, err = StartOffload(NewPool(defaultPipeSize, defaultMaxPipes, defaultBufSize), r.cfd, r.ufd, false)
 		if err != nil {
 			started <- err
@@ -145,19 +144,6 @@ func newOffRigOf(t *testing.T, pair func(testing.TB) (*net.TCPConn, int), before
 		t.Fatalf("StartOffload: %v", err)
 	}
 	return r
-}
-
-func post(t *testing.T, l *netpoll.Loop, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	if err := l.Post(func() { f(); close(done) }); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-done:
-	case <-time.After(ioTimeout):
-		t.Fatal("task did not run on the loop")
-	}
 }
 
 func (r *offRig) wait(t *testing.T) {
@@ -232,19 +218,7 @@ func TestOffloadQueuedBeforeStart(t *testing.T) {
 		}
 		// The bytes are in the proxy side's receive queue before the
 		// offload starts: read that side's queue length until they are.
-		for deadline := time.Now().Add(ioTimeout); ; {
-			n, err := unix.IoctlGetInt(r.cfd, unix.SIOCINQ)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n == 5 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d bytes queued, want 5", n)
-			}
-			runtime.Gosched()
-		}
+		waitQueue(t, r.cfd, unix.SIOCINQ, 5)
 	})
 	buf := make([]byte, 5)
 	_ = r.server.SetReadDeadline(time.Now().Add(ioTimeout))
@@ -321,7 +295,7 @@ func TestOffloadReset(t *testing.T) {
 func TestOffloadLastActive(t *testing.T) {
 	r := newOffRig(t, nil)
 	var idle int64
-	post(t, r.loop, func() { idle = r.off.LastActive() })
+	onLoopOf(t, r.loop, func() { idle = r.off.LastActive() })
 	if idle != 0 {
 		t.Errorf("LastActive before any byte = %d, want 0", idle)
 	}
@@ -331,7 +305,7 @@ func TestOffloadLastActive(t *testing.T) {
 	}
 	after := netpoll.Monotonic()
 	var last int64
-	post(t, r.loop, func() { last = r.off.LastActive() })
+	onLoopOf(t, r.loop, func() { last = r.off.LastActive() })
 	// The clocks are matched once, to within a few µs.
 	if slack := int64(time.Millisecond); last < before-slack || last > after+slack {
 		t.Errorf("LastActive = %d, want within [%d, %d]", last, before, after)
@@ -345,7 +319,7 @@ func TestOffloadStopEmptiesMaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	var keys [2]sockKey
-	post(t, r.loop, func() { keys = r.off.key; r.finish(Running) })
+	onLoopOf(t, r.loop, func() { keys = r.off.key; r.finish(Running) })
 	o, _ := loadOffloader()
 	var c sockCount
 	var fd uint32

@@ -3,6 +3,7 @@ package duplex
 import (
 	"bytes"
 	"io"
+	"runtime"
 	"testing"
 	"time"
 
@@ -28,18 +29,25 @@ func sendWithUrgent(t *testing.T, client, inner int, fin bool) {
 		}
 	}
 	// Everything sent was acknowledged by inner: it is in inner's queue.
-	deadline := time.Now().Add(ioTimeout)
-	for {
-		n, err := unix.IoctlGetInt(client, unix.SIOCOUTQ)
+	waitQueue(t, client, unix.SIOCOUTQ, 0)
+}
+
+// waitQueue waits until the queue of fd that req (SIOCINQ, SIOCOUTQ)
+// measures holds want bytes.
+func waitQueue(t *testing.T, fd int, req uint, want int) {
+	t.Helper()
+	for deadline := time.Now().Add(ioTimeout); ; {
+		n, err := unix.IoctlGetInt(fd, req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n == 0 {
+		if n == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d bytes not acknowledged by the duplex's socket", n)
+			t.Fatalf("%d bytes queued, want %d", n, want)
 		}
+		runtime.Gosched()
 	}
 }
 
